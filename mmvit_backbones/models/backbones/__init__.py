@@ -1,0 +1,3 @@
+from .base import MultiScaleBackbone
+
+__all__ = ['MultiScaleBackbone']
