@@ -182,3 +182,37 @@ def load_pretrained(module: nn.Module,
     state_dict = convert(state_dict)
     print_log(f'load {type(module).__name__} weights from {filename}', logger='current')
     return load_state_dict_loudly(module, state_dict, expected_extra, strict=strict, source=filename)
+
+
+def to_classifier_state_dict(state_dict: Mapping[str, torch.Tensor],
+                             head_prefix: str = 'head.') -> 'OrderedDict[str, torch.Tensor]':
+    """Lay a converted backbone state dict out as an mmpretrain ``ImageClassifier``.
+
+    Backbone keys go under ``backbone.``; the linear head ``head.{weight,bias}``
+    becomes ``head.fc.{weight,bias}`` (mmpretrain's ``LinearClsHead``).
+    """
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith(head_prefix):
+            out['head.fc.' + key[len(head_prefix):]] = value
+        else:
+            out['backbone.' + key] = value
+    return out
+
+
+def convert_checkpoint_file(src: str, dst: str,
+                            convert: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]],
+                            classifier: bool = False) -> 'OrderedDict[str, torch.Tensor]':
+    """Offline conversion shared by ``tools/model_converters/*2mmvit.py``.
+
+    Reads ``src`` (any format ``convert`` accepts), writes ``{'state_dict': ...}``
+    to ``dst`` in this project's backbone layout, or the whole mmpretrain
+    classifier layout with ``classifier=True``. The output holds tensors only,
+    so it loads with ``torch.load(weights_only=True)``.
+    """
+    state_dict = convert(extract_state_dict(read_checkpoint(src)))
+    if classifier:
+        state_dict = to_classifier_state_dict(state_dict)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save({'state_dict': OrderedDict(state_dict), 'meta': {'converted_from': osp.basename(src)}}, dst)
+    return OrderedDict(state_dict)
