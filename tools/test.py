@@ -1,0 +1,80 @@
+"""Evaluate a trained detector, segmentor or classifier.
+
+The config's ``default_scope`` (mmdet / mmseg / mmpretrain) decides which
+library builds the model, datasets and metrics.
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmvit_backbones  # noqa: F401  (registers models, trusted local checkpoint loading)
+from mmvit_backbones.runtime import prepare_cpu_distributed, resolve_work_dir, set_local_rank_env
+
+# Visualisation hooks of the three libraries and the switches that turn them on.
+VISUALIZATION_HOOKS = {
+    'DetVisualizationHook': dict(draw=True, out_key='test_out_dir'),
+    'SegVisualizationHook': dict(draw=True, out_key=None),
+    'VisualizationHook': dict(enable=True, out_key='out_dir'),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument('--show-dir', help='draw predictions into this directory (inside the work dir)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. test_dataloader.batch_size=2')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    set_local_rank_env(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None or hook.get('type') not in VISUALIZATION_HOOKS:
+        raise ValueError('--show-dir needs a visualization hook in default_hooks (one of '
+                         f'{sorted(VISUALIZATION_HOOKS)}), got {hook!r}')
+    switches = dict(VISUALIZATION_HOOKS[hook['type']])
+    out_key = switches.pop('out_key')
+    hook.update(switches)
+    if out_key is None:  # mmseg's hook saves through the visualizer's backends
+        cfg.visualizer.setdefault('save_dir', osp.join(cfg.work_dir, show_dir))
+    else:
+        hook[out_key] = show_dir
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir)
+
+    prepare_cpu_distributed(cfg, args.launcher)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
