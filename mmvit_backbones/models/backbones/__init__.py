@@ -1,3 +1,4 @@
 from .base import MultiScaleBackbone
+from .pale_transformer import PaleTransformer
 
-__all__ = ['MultiScaleBackbone']
+__all__ = ['MultiScaleBackbone', 'PaleTransformer']
