@@ -385,7 +385,7 @@ class PaleAttention(BaseModule):
         cols = self._grouped_attention(qkv[..., 3 * half:], layout.col_group, layout.col_interval,
                                        layout.col_bias)
         h, w = layout.size
-        return torch.cat([rows, cols], dim=-1)[:, :h, :w]
+        return torch.cat([rows[:, :h, :w], cols[:, :h, :w]], dim=-1)
 
     def _grouped_attention(self, qkv: torch.Tensor, group: Pair, interval: Pair,
                            bias: Optional[torch.Tensor]) -> torch.Tensor:
