@@ -1,0 +1,356 @@
+"""Throughput and peak memory of backbones: inference and training, fp32 and bf16.
+
+    python tools/analysis_tools/benchmark_backbone.py MODEL [MODEL ...] [options]
+
+``MODEL`` is one of
+
+* ``Type:arch``, a backbone of this plugin by registry name and arch
+  (``CrossFormer:s``, ``CrossFormerPP:s``, ``SGFormer:s``, ``PaleTransformer:t``);
+* a config file: its ``model.backbone`` (or ``model`` when that is a backbone
+  itself) is built under the config's default scope;
+* ``timm:NAME``, a timm model as a peer (e.g. ``timm:swin_tiny_patch4_window7_224``):
+  the classifier at the classification geometry, ``features_only`` at the
+  dense one (built for that input size).
+
+Each model runs at each geometry (``cls``: batch 64 of 224x224; ``dense``:
+batch 2 of 800x1216; batch and size can be overridden), precision (``fp32``,
+``bf16`` autocast) and mode:
+
+* ``infer``: eval mode under ``torch.inference_mode``;
+* ``train``: train mode (dropout / stochastic depth / BatchNorm as in
+  training), forward and backward of the mean of every output; no optimiser.
+
+Timing: ``--warmup`` iterations, then ``--repeats`` timed runs of ``--iters``
+iterations each, between CUDA events (a host clock on CPU); the table shows the
+median run (images/s and ms per iteration) and the JSON has every run. Peak
+memory is ``torch.cuda.max_memory_allocated`` over the timed runs (weights,
+activations and gradients), on CUDA only. TF32 stays off unless ``--tf32``, so
+fp32 means IEEE fp32 matrix products.
+
+``--reference`` takes a JSON of published figures (``docs/benchmarks/authors_figures.json``
+shows the layout) and adds the ratio of each measurement to its figure.
+``--profile DIR`` also writes a ``torch.profiler`` table of each measurement
+(a few iterations after the timed ones) sorted by device time.
+"""
+import argparse
+import datetime
+import gc
+import json
+import os.path as osp
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+GEOMETRIES = {'cls': dict(batch_size=64, size=(224, 224)), 'dense': dict(batch_size=2, size=(800, 1216))}
+PRECISIONS = ('fp32', 'bf16')
+MODES = ('infer', 'train')
+
+
+def build_model(spec: str, geometry: str, size: Tuple[int, int], options: Optional[dict] = None) -> nn.Module:
+    """The backbone (or timm peer) that ``spec`` names; see the module docstring."""
+    options = dict(options or {})
+    if spec.startswith('timm:'):
+        import timm
+        name = spec[len('timm:'):]
+        if geometry == 'cls':
+            return timm.create_model(name, pretrained=False, **options)
+        return timm.create_model(name, pretrained=False, features_only=True, img_size=size, **options)
+
+    from mmengine.registry import MODELS, DefaultScope, init_default_scope
+
+    import mmvit_backbones  # noqa: F401  (registers the backbones)
+    if spec.endswith('.py'):
+        from mmengine.config import Config
+        from mmengine.utils import import_modules_from_strings
+        cfg = Config.fromfile(spec)
+        if cfg.get('custom_imports'):
+            import_modules_from_strings(**cfg.custom_imports)
+        scope = cfg.get('default_scope')
+        if scope is not None:
+            init_default_scope(scope)
+        model_cfg = cfg.model.get('backbone', cfg.model).copy()
+        model_cfg.update(options)
+        with DefaultScope.overwrite_default_scope(scope):
+            return MODELS.build(model_cfg)
+    if ':' not in spec:
+        raise ValueError(f'cannot read model {spec!r}: use Type:arch, a config .py file or timm:NAME')
+    model_type, arch = spec.split(':', 1)
+    return MODELS.build(dict(dict(type=model_type, arch=arch), **options))
+
+
+def _outputs(result) -> List[torch.Tensor]:
+    if isinstance(result, torch.Tensor):
+        return [result]
+    if isinstance(result, dict):
+        return list(result.values())
+    return list(result)
+
+
+def make_step(model: nn.Module, mode: str, precision: str, device: torch.device) -> Callable[[torch.Tensor], None]:
+    """One iteration (``x -> None``) of ``mode`` at ``precision``."""
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == 'bf16')
+
+    if mode == 'infer':
+
+        def step(x: torch.Tensor) -> None:
+            with torch.inference_mode(), autocast:
+                model(x)
+
+        return step
+
+    def step(x: torch.Tensor) -> None:  # noqa: F811 (one of two step functions is returned)
+        with autocast:
+            loss = sum(out.float().mean() for out in _outputs(model(x)))
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return step
+
+
+class Timer:
+    """Elapsed seconds of a region: CUDA events on a GPU, a host clock elsewhere."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == 'cuda'
+
+    def __enter__(self) -> 'Timer':
+        if self.cuda:
+            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self.start.record()
+        else:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            self.end.record()
+            torch.cuda.synchronize()
+            self.seconds = self.start.elapsed_time(self.end) / 1e3
+        else:
+            self.seconds = time.perf_counter() - self.t0
+
+
+def measure(model: nn.Module, mode: str, precision: str, batch_size: int, size: Tuple[int, int],
+            device: torch.device, warmup: int, iters: int, repeats: int, channels_last: bool = False,
+            profile_path: Optional[str] = None) -> Dict:
+    """Time one (mode, precision) of ``model``; returns a JSON-ready dict."""
+    model.train(mode == 'train')
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    # Two input sets in turn, so that a repeated buffer cannot sit in the cache.
+    inputs = [torch.randn(batch_size, 3, *size, device=device).contiguous(memory_format=memory_format)
+              for _ in range(2)]
+    step = make_step(model, mode, precision, device)
+    cuda = device.type == 'cuda'
+
+    start = time.perf_counter()
+    for i in range(warmup):
+        step(inputs[i % 2])
+    if cuda:
+        torch.cuda.synchronize()
+    warmup_seconds = time.perf_counter() - start
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = []
+    for _ in range(repeats):
+        with Timer(device) as timer:
+            for i in range(iters):
+                step(inputs[i % 2])
+        seconds.append(timer.seconds)
+    median = statistics.median(seconds)
+    result = dict(
+        mode=mode,
+        precision=precision,
+        batch_size=batch_size,
+        size=list(size),
+        warmup_seconds=round(warmup_seconds, 3),
+        run_seconds=[round(s, 6) for s in seconds],
+        images_per_s=round(batch_size * iters / median, 2),
+        ms_per_iter=round(1e3 * median / iters, 3),
+        spread=round((max(seconds) - min(seconds)) / median, 4),
+        peak_memory_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None)
+
+    if profile_path is not None:
+        from torch.profiler import ProfilerActivity, profile
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            for i in range(3):
+                step(inputs[i % 2])
+            if cuda:
+                torch.cuda.synchronize()
+        sort_by = 'self_cuda_time_total' if cuda else 'self_cpu_time_total'
+        with open(profile_path, 'w') as f:
+            f.write(prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=90))
+    return result
+
+
+def environment(device: torch.device) -> Dict:
+    """What the numbers were measured on."""
+    env = dict(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        python=platform.python_version(),
+        device=str(device),
+        device_name=torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor(),
+        tf32=torch.backends.cuda.matmul.allow_tf32)
+    try:
+        import timm
+        env['timm'] = timm.__version__
+    except ImportError:
+        pass
+    return env
+
+
+def reference_ratio(reference: Dict, model: str, geometry: str, entry: Dict) -> Optional[Dict[str, float]]:
+    """Measured over published, for throughput (higher is better) and memory (lower is better)."""
+    figures = reference.get(model, {}).get(geometry, {})
+    key = f"{entry['mode']}_{entry['precision']}"
+    ratios = {}
+    if key in figures:
+        ratios['throughput'] = round(entry['images_per_s'] / figures[key], 3)
+    if f'{key}_ms' in figures:
+        ratios['time'] = round(entry['ms_per_iter'] / figures[f'{key}_ms'], 3)
+    if f'{key}_peak_gib' in figures and entry.get('peak_memory_gib') is not None:
+        ratios['peak_memory'] = round(entry['peak_memory_gib'] / figures[f'{key}_peak_gib'], 3)
+    return ratios or None
+
+
+def format_table(results: Sequence[Dict]) -> str:
+    """A Markdown table of every measurement."""
+    lines = ['| model | geometry | mode | precision | img/s | ms/iter | peak GiB | vs reference |',
+             '|---|---|---|---|---|---|---|---|']
+    for model in results:
+        for entry in model['measurements']:
+            if 'error' in entry:
+                lines.append(f"| {model['name']} | {entry['geometry']} | {entry['mode']} | {entry['precision']} "
+                             f"| {entry['error']} | | | |")
+                continue
+            ratio = entry.get('reference_ratio') or {}
+            ratio_text = ', '.join(f'{k} {v:.2f}x' for k, v in ratio.items())
+            peak = '' if entry['peak_memory_gib'] is None else f"{entry['peak_memory_gib']:.2f}"
+            lines.append(f"| {model['name']} | {entry['geometry']} | {entry['mode']} | {entry['precision']} "
+                         f"| {entry['images_per_s']:.1f} | {entry['ms_per_iter']:.2f} | {peak} | {ratio_text} |")
+    return '\n'.join(lines)
+
+
+def parse_size(values: Optional[Sequence[int]]) -> Optional[Tuple[int, int]]:
+    if values is None:
+        return None
+    if len(values) == 1:
+        return (values[0], values[0])
+    if len(values) != 2:
+        raise ValueError(f'--size takes H or H W, got {values}')
+    return tuple(values)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('models', nargs='+', help='Type:arch, a config file, or timm:NAME')
+    parser.add_argument('--geometry', nargs='+', choices=sorted(GEOMETRIES), default=['cls', 'dense'])
+    parser.add_argument('--precision', nargs='+', choices=PRECISIONS, default=list(PRECISIONS))
+    parser.add_argument('--mode', nargs='+', choices=MODES, default=list(MODES))
+    parser.add_argument('--batch-size', type=int, help='override the geometry batch size')
+    parser.add_argument('--size', type=int, nargs='+', help='override the geometry input size: H [W]')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed iterations first')
+    parser.add_argument('--iters', type=int, default=10, help='iterations per timed run')
+    parser.add_argument('--repeats', type=int, default=5, help='timed runs (the median is reported)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--channels-last', action='store_true', help='channels-last weights and inputs')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the model (warm-up compiles)')
+    parser.add_argument('--tf32', action='store_true', help='allow TF32 matrix products for fp32')
+    parser.add_argument('--options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='constructor arguments of every model, overriding the spec (values are Python '
+                        "literals, e.g. \"arch={'embed_dims': 32, ...}\")")
+    parser.add_argument('--reference', help='JSON of published figures to compare with')
+    parser.add_argument('--out', help='write the results as JSON here')
+    parser.add_argument('--profile', metavar='DIR', help='write a torch.profiler table per measurement here')
+    return parser.parse_args(argv)
+
+
+def parse_options(pairs: Sequence[str]) -> Dict:
+    import ast
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep:
+            raise ValueError(f'--options entries are KEY=VALUE, got {pair!r}')
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return options
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
+    torch.backends.cudnn.benchmark = True
+    options = parse_options(args.options)
+    reference = {}
+    if args.reference:
+        with open(args.reference) as f:
+            reference = json.load(f)
+    if args.profile:
+        import os
+        os.makedirs(args.profile, exist_ok=True)
+
+    report = dict(environment=environment(device),
+                  settings=dict(warmup=args.warmup, iters=args.iters, repeats=args.repeats,
+                                channels_last=args.channels_last, compile=args.compile, options=options),
+                  models=[])
+    for spec in args.models:
+        entry = dict(name=spec, measurements=[])
+        for geometry in args.geometry:
+            batch_size = args.batch_size or GEOMETRIES[geometry]['batch_size']
+            size = parse_size(args.size) or GEOMETRIES[geometry]['size']
+            try:
+                model = build_model(spec, geometry, size, options).to(device)
+            except Exception as error:  # a peer that cannot be built at this size is reported, not fatal
+                entry['measurements'].append(dict(geometry=geometry, mode='-', precision='-',
+                                                  error=f'build failed: {type(error).__name__}: {error}'))
+                continue
+            entry['params'] = sum(p.numel() for p in model.parameters())
+            if args.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            runner = torch.compile(model) if args.compile else model
+            for precision in args.precision:
+                for mode in args.mode:
+                    profile_path = None
+                    if args.profile:
+                        profile_path = osp.join(args.profile, '_'.join(
+                            [spec.replace(':', '-').replace('/', '_'), geometry, mode, precision]) + '.txt')
+                    try:
+                        result = measure(runner, mode, precision, batch_size, size, device, args.warmup,
+                                         args.iters, args.repeats, args.channels_last, profile_path)
+                    except torch.cuda.OutOfMemoryError:
+                        result = dict(mode=mode, precision=precision, error='out of memory')
+                    result['geometry'] = geometry
+                    if 'error' not in result:
+                        ratio = reference_ratio(reference, spec, geometry, result)
+                        if ratio:
+                            result['reference_ratio'] = ratio
+                    entry['measurements'].append(result)
+                    print(json.dumps(dict(model=spec, **result)), flush=True)
+                    gc.collect()
+                    if device.type == 'cuda':
+                        torch.cuda.empty_cache()
+            del model, runner
+        report['models'].append(entry)
+
+    print(format_table(report['models']))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=1)
+    return report
+
+
+if __name__ == '__main__':
+    main()
