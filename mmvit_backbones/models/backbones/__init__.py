@@ -1,3 +1,4 @@
 from .base import MultiScaleBackbone
+from .sg_former import SGFormer
 
-__all__ = ['MultiScaleBackbone']
+__all__ = ['MultiScaleBackbone', 'SGFormer']
