@@ -64,6 +64,20 @@ def test_released_keys_shapes_and_parameter_counts(arch):
     assert model.block1[0].drop_path.drop_prob == 0
 
 
+@pytest.mark.parametrize('arch,gflop', [('s', 9.568), ('m', 14.854), ('b', 31.086)])
+def test_matmul_and_conv_flops_match_the_reference(arch, gflop):
+    # The spec's torch.utils.flop_counter figures of the reference at 224 (2 FLOP per MAC, matmuls and
+    # convs only, 1000-class head included): they pin every attention's query and key counts.
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.device('meta'):
+        model = SGFormer(arch=arch).eval()
+        x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter, fused_attention(False):
+        model(x)  # the plain path: the counter does not see CPU SDPA kernels
+    head = 2 * model.embed_dims[3] * 1000
+    assert round((counter.get_total_flops() + head) / 1e9, 3) == gflop
+
+
 def test_block_types_alternate_and_stage4_is_global():
     model = SGFormer(arch='s')
     for stage in (model.block1, model.block2, model.block3):
