@@ -11,6 +11,7 @@ key layout* and released files load after dropping two deterministic buffers.
 One implementation serves both models: CrossFormer++ is CrossFormer with a
 per-stage ("progressive") group size and amplitude cooling layers (ACL).
 """
+import functools
 import logging
 from collections import OrderedDict
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
@@ -382,7 +383,11 @@ class CrossScalePatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([proj(x) for proj in self.projs], dim=1)
+        # Outside autocast: cuDNN runs these 3-channel, large-kernel convs about
+        # twice as slowly in bf16 as in fp32 (H100, docs/benchmarks), and the
+        # image is fp32 anyway.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = torch.cat([proj(x.to(proj.weight.dtype)) for proj in self.projs], dim=1)
         return self.norm(x.permute(0, 2, 3, 1))
 
 
@@ -551,18 +556,43 @@ class DynamicPosBias(nn.Module):
         The MLP runs once on the ``(2·gh−1)(2·gw−1)`` distinct offsets (not on
         the N² pairs); the result is gathered per (query, key) pair.
         """
-        gh, gw = group
-        rows = torch.arange(1 - gh, gh, device=device)
-        cols = torch.arange(1 - gw, gw, device=device)
-        offsets = torch.stack(torch.meshgrid(rows, cols, indexing='ij'), dim=-1).reshape(-1, 2)
+        offsets, index = _relative_offsets(group, device)
         # The table is small: run it outside autocast, so that offsets above 256 stay exact (bf16 would round them).
         with torch.autocast(device_type=device.type, enabled=False):
             table = self(offsets.to(self.pos_proj.weight.dtype))  # ((2gh-1)(2gw-1), heads)
-        coords = torch.stack(
-            torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device), indexing='ij')).flatten(1)
-        relative = coords[:, :, None] - coords[:, None, :]  # (2, N, N): query minus key
-        index = (relative[0] + gh - 1) * (2 * gw - 1) + (relative[1] + gw - 1)
         return table[index].permute(2, 0, 1).contiguous()
+
+
+def _relative_offsets(group: Pair, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The distinct (Δh, Δw) offsets of a group, ``((2gh-1)(2gw-1), 2)`` float, and
+    the ``(N, N)`` index of each (query, key) pair's offset among them.
+
+    Cached per group size and device in eager mode: every block of a stage
+    uses the same groups, and building them costs a dozen small ops of host
+    time per block. A compiled graph builds (and folds) them itself.
+    """
+    if torch.compiler.is_compiling():
+        return _build_relative_offsets(group, device)
+    return _cached_relative_offsets(group, device)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_relative_offsets(group: Pair, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    # Ordinary tensors even when first asked for under inference_mode: training saves them for backward.
+    with torch.inference_mode(False):
+        return _build_relative_offsets(group, device)
+
+
+def _build_relative_offsets(group: Pair, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    gh, gw = group
+    rows = torch.arange(1 - gh, gh, device=device)
+    cols = torch.arange(1 - gw, gw, device=device)
+    offsets = torch.stack(torch.meshgrid(rows, cols, indexing='ij'), dim=-1).reshape(-1, 2).float()
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device), indexing='ij')).flatten(1)
+    relative = coords[:, :, None] - coords[:, None, :]  # (2, N, N): query minus key
+    index = (relative[0] + gh - 1) * (2 * gw - 1) + (relative[1] + gw - 1)
+    return offsets, index
 
 
 class LongShortDistanceAttention(nn.Module):
