@@ -286,7 +286,9 @@ class SGFormer(MultiScaleBackbone):
         """
         if tuple(size) == self.pos_grid:
             return self.pos_embed
-        if torch.is_grad_enabled() and self.pos_embed.requires_grad:
+        # A compiled graph resizes in-graph (the cache key reads the parameter's version counter, which
+        # dynamo cannot trace).
+        if (torch.is_grad_enabled() and self.pos_embed.requires_grad) or torch.compiler.is_compiling():
             return resize_pos_embed(self.pos_embed, self.pos_grid, size)
         key = (tuple(size), self.pos_embed.device, self.pos_embed.dtype, self.pos_embed._version)
         if key not in self._pos_embed_cache:
