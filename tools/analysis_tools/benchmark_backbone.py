@@ -24,8 +24,14 @@ Timing: ``--warmup`` iterations, then ``--repeats`` timed runs of ``--iters``
 iterations each, between CUDA events (a host clock on CPU); the table shows the
 median run (images/s and ms per iteration) and the JSON has every run. Peak
 memory is ``torch.cuda.max_memory_allocated`` over the timed runs (weights,
-activations and gradients), on CUDA only. TF32 stays off unless ``--tf32``, so
-fp32 means IEEE fp32 matrix products.
+activations and gradients), on CUDA only and not with ``--cuda-graph`` (a
+graph's memory pool is allocated while capturing). PyTorch's TF32 defaults hold
+unless ``--tf32``: fp32 matrix products in IEEE fp32, cuDNN convolutions
+allowed TF32.
+
+``--cuda-graph`` captures each step in a CUDA graph and times its replays:
+the device time of the backbone without the host overhead of eager mode
+(which bounds eager throughput when the host is slower than the GPU).
 
 ``--reference`` takes a JSON of published figures (``docs/benchmarks/authors_figures.json``
 shows the layout) and adds the ratio of each measurement to its figure.
@@ -34,6 +40,7 @@ shows the layout) and adds the ratio of each measurement to its figure.
 """
 import argparse
 import datetime
+import functools
 import gc
 import json
 import os.path as osp
@@ -90,25 +97,59 @@ def _outputs(result) -> List[torch.Tensor]:
     return list(result)
 
 
-def make_step(model: nn.Module, mode: str, precision: str, device: torch.device) -> Callable[[torch.Tensor], None]:
-    """One iteration (``x -> None``) of ``mode`` at ``precision``."""
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == 'bf16')
+def make_step(model: nn.Module, mode: str, precision: str, device: torch.device,
+              zero_grad: bool = True) -> Callable[[torch.Tensor], None]:
+    """One iteration (``x -> None``) of ``mode`` at ``precision``.
+
+    ``zero_grad=False`` leaves the gradients in place (a CUDA graph captures
+    the backward that writes them and replays it; it must not free them).
+    """
+    # Autocast's weight-cast cache would keep casts made during a graph capture alive outside it.
+    autocast = functools.partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16,
+                                 enabled=precision == 'bf16', cache_enabled=zero_grad)
 
     if mode == 'infer':
 
         def step(x: torch.Tensor) -> None:
-            with torch.inference_mode(), autocast:
+            with torch.inference_mode(), autocast():
                 model(x)
 
         return step
 
     def step(x: torch.Tensor) -> None:  # noqa: F811 (one of two step functions is returned)
-        with autocast:
+        with autocast():
             loss = sum(out.float().mean() for out in _outputs(model(x)))
         loss.backward()
-        model.zero_grad(set_to_none=True)
+        if zero_grad:
+            model.zero_grad(set_to_none=True)
 
     return step
+
+
+def capture_step(model: nn.Module, mode: str, precision: str, device: torch.device,
+                 example: torch.Tensor) -> Callable[[torch.Tensor], None]:
+    """The step of :func:`make_step` captured in a CUDA graph: ``x -> None`` copies ``x`` in and replays.
+
+    Warm-up runs on a side stream first, as CUDA graph capture requires.
+    """
+    step = make_step(model, mode, precision, device, zero_grad=False)
+    static_input = example.clone()
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            step(static_input)
+    torch.cuda.current_stream(device).wait_stream(stream)
+    model.zero_grad(set_to_none=True)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step(static_input)
+
+    def replay(x: torch.Tensor) -> None:
+        static_input.copy_(x)
+        graph.replay()
+
+    return replay
 
 
 class Timer:
@@ -136,17 +177,21 @@ class Timer:
 
 def measure(model: nn.Module, mode: str, precision: str, batch_size: int, size: Tuple[int, int],
             device: torch.device, warmup: int, iters: int, repeats: int, channels_last: bool = False,
-            profile_path: Optional[str] = None) -> Dict:
+            cuda_graph: bool = False, profile_path: Optional[str] = None) -> Dict:
     """Time one (mode, precision) of ``model``; returns a JSON-ready dict."""
     model.train(mode == 'train')
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     # Two input sets in turn, so that a repeated buffer cannot sit in the cache.
     inputs = [torch.randn(batch_size, 3, *size, device=device).contiguous(memory_format=memory_format)
               for _ in range(2)]
-    step = make_step(model, mode, precision, device)
     cuda = device.type == 'cuda'
-
     start = time.perf_counter()
+    if cuda_graph:
+        if not cuda:
+            raise ValueError('--cuda-graph needs a CUDA device')
+        step = capture_step(model, mode, precision, device, inputs[0])
+    else:
+        step = make_step(model, mode, precision, device)
     for i in range(warmup):
         step(inputs[i % 2])
     if cuda:
@@ -172,7 +217,8 @@ def measure(model: nn.Module, mode: str, precision: str, batch_size: int, size: 
         images_per_s=round(batch_size * iters / median, 2),
         ms_per_iter=round(1e3 * median / iters, 3),
         spread=round((max(seconds) - min(seconds)) / median, 4),
-        peak_memory_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if cuda else None)
+        peak_memory_gib=round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        if cuda and not cuda_graph else None)
 
     if profile_path is not None:
         from torch.profiler import ProfilerActivity, profile
@@ -198,7 +244,8 @@ def environment(device: torch.device) -> Dict:
         python=platform.python_version(),
         device=str(device),
         device_name=torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor(),
-        tf32=torch.backends.cuda.matmul.allow_tf32)
+        tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+        tf32_cudnn=torch.backends.cudnn.allow_tf32)
     try:
         import timm
         env['timm'] = timm.__version__
@@ -263,6 +310,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--channels-last', action='store_true', help='channels-last weights and inputs')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model (warm-up compiles)')
+    parser.add_argument('--cuda-graph', action='store_true',
+                        help='capture each step (forward, and backward when training) in a CUDA graph and '
+                        'time its replays: the device time without the host overhead of eager mode')
     parser.add_argument('--tf32', action='store_true', help='allow TF32 matrix products for fp32')
     parser.add_argument('--options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='constructor arguments of every model, overriding the spec (values are Python '
@@ -290,8 +340,9 @@ def parse_options(pairs: Sequence[str]) -> Dict:
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     device = torch.device(args.device)
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32
-    torch.backends.cudnn.allow_tf32 = args.tf32
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
     options = parse_options(args.options)
     reference = {}
@@ -304,7 +355,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
     report = dict(environment=environment(device),
                   settings=dict(warmup=args.warmup, iters=args.iters, repeats=args.repeats,
-                                channels_last=args.channels_last, compile=args.compile, options=options),
+                                channels_last=args.channels_last, compile=args.compile,
+                                cuda_graph=args.cuda_graph, options=options),
                   models=[])
     for spec in args.models:
         entry = dict(name=spec, measurements=[])
@@ -329,9 +381,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                             [spec.replace(':', '-').replace('/', '_'), geometry, mode, precision]) + '.txt')
                     try:
                         result = measure(runner, mode, precision, batch_size, size, device, args.warmup,
-                                         args.iters, args.repeats, args.channels_last, profile_path)
+                                         args.iters, args.repeats, args.channels_last, args.cuda_graph,
+                                         profile_path)
                     except torch.cuda.OutOfMemoryError:
                         result = dict(mode=mode, precision=precision, error='out of memory')
+                    except Exception as error:  # e.g. a graph capture that fails: report it, go on
+                        if not (args.cuda_graph or args.compile):
+                            raise
+                        result = dict(mode=mode, precision=precision,
+                                      error=f'{type(error).__name__}: {str(error)[:200]}')
                     result['geometry'] = geometry
                     if 'error' not in result:
                         ratio = reference_ratio(reference, spec, geometry, result)
