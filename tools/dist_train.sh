@@ -17,5 +17,4 @@ PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
     --master_port=$PORT \
     "$(dirname "$0")/train.py" \
     "$CONFIG" \
-
     --launcher pytorch "${@:3}"
