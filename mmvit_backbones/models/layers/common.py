@@ -50,7 +50,8 @@ def maybe_checkpoint(fn: Callable, *args, enabled: bool) -> torch.Tensor:
 
 def drop_path_rates(rate: float, depths) -> list:
     """Stochastic depth per block: ``linspace(0, rate, sum(depths))`` split by stage."""
-    rates = torch.linspace(0, rate, sum(depths)).tolist()
+    # An explicit CPU device keeps this working inside ``with torch.device('meta'):``.
+    rates = torch.linspace(0, rate, sum(depths), device='cpu').tolist()
     out, start = [], 0
     for depth in depths:
         out.append(rates[start:start + depth])
