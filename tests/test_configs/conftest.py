@@ -1,4 +1,4 @@
-"""Speed-up for parsing the 84 configs of the zoo.
+"""Speed-ups for the 84 configs of the zoo.
 
 For every ``mmdet::`` / ``mmseg::`` / ``mmpretrain::`` base, mmengine looks the
 path up among the models of the package by reading all of its metafiles (about
@@ -7,6 +7,7 @@ ValueError. The answer only depends on the two arguments, so the tests memoise
 it, failures included; parsing a config then takes a few milliseconds.
 """
 import pytest
+import torch
 from mmengine.config import config as mmengine_config
 
 
@@ -29,3 +30,13 @@ def memoise_external_config_lookup():
     mmengine_config._get_external_cfg_path = lookup
     yield
     mmengine_config._get_external_cfg_path = original
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """The forward passes here are many small ops, where intra-op threads only add
+    synchronisation (about 5x slower with two threads on a busy two-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
