@@ -183,8 +183,10 @@ def test_matches_reference_classification_geometry_224():
         assert_features_close(model(img), reference_features(model, img, version=2))
 
 
-def test_crossformer_t_matches_reference_224():
-    model = randomize_(CrossFormer(arch='t'), seed=1)
+def test_crossformer_t_layout_matches_reference_224():
+    """CrossFormer-T's depths (single SDA blocks in stages 1-2, odd depth in
+    stage 4) in the dense / CrossFormer ImageNet geometry G=7, I=(8, 4, 2, 1)."""
+    model = randomize_(CrossFormer(arch=dict(embed_dims=32, depths=(1, 1, 4, 3), num_heads=(1, 2, 4, 8))), seed=1)
     img = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert_features_close(model(img), reference_features(model, img, version=2))
@@ -559,3 +561,26 @@ def test_registered_in_root_registry():
     from mmengine.registry import MODELS
     model = MODELS.build(dict(type='CrossFormerPP', arch='s', group_size=(4, 4, 14, 7), interval=(4, 2, 1, 1)))
     assert isinstance(model, CrossFormerPP) and model.use_acl
+
+
+def test_with_cp_and_frozen_stages_under_ddp(tmp_path):
+    """Non-reentrant checkpointing inside DistributedDataParallel (one CPU
+    process, gloo): same gradients as the plain module, frozen stages untouched."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    plain = randomize_(CrossFormer(arch=MICRO, frozen_stages=1), seed=8).train()
+    checkpointed = CrossFormer(arch=MICRO, frozen_stages=1, with_cp=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    img = torch.randn(1, 3, 64, 64)
+    sum(o.mean() for o in plain(img)).backward()
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
+    try:
+        ddp = DistributedDataParallel(checkpointed)
+        sum(o.mean() for o in ddp(img)).backward()
+    finally:
+        dist.destroy_process_group()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+        if name.startswith(('patch_embed', 'layers.0')):
+            assert a.grad is None and b.grad is None, name
+        else:
+            torch.testing.assert_close(a.grad, b.grad, msg=name)

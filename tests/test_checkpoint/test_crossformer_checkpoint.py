@@ -208,7 +208,7 @@ def test_mmpretrain_classifier_loads_released_weights():
 
     backbone = CrossFormerPP(arch='s', out_indices=(3, ), **geometry).eval()
     backbone.load_state_dict(backbone_only(released), strict=True)
-    img = torch.randn(2, 3, 96, 96)
+    img = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         logits = classifier(img, mode='tensor')
         tokens = backbone(img)[0].flatten(2).transpose(1, 2)

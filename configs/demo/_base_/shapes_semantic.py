@@ -1,6 +1,7 @@
 # The generated demo dataset (tools/misc/generate_demo_data.py) in ADE20K semantic format:
 # class-id PNGs where 0 is unlabelled (dropped by reduce_zero_label), 1 background, 2..4 the shapes.
-dataset_type = 'ADE20KDataset'
+# BaseSegDataset with ADE20K's suffixes and label reduction: ADE20KDataset itself only accepts its 150 classes.
+dataset_type = 'BaseSegDataset'
 data_root = 'data/demo/'
 metainfo = dict(classes=('background', 'circle', 'square', 'triangle'),
                 palette=[(0, 0, 0), (220, 20, 60), (0, 128, 255), (0, 180, 0)])
@@ -27,6 +28,9 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         metainfo=metainfo,
+        img_suffix='.jpg',
+        seg_map_suffix='.png',
+        reduce_zero_label=True,
         data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -38,6 +42,9 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         metainfo=metainfo,
+        img_suffix='.jpg',
+        seg_map_suffix='.png',
+        reduce_zero_label=True,
         data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader

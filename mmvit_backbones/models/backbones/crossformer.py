@@ -69,36 +69,6 @@ CLASSIFICATION_GEOMETRY = {
 }
 
 
-def convert_crossformer_state_dict(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Map any supported CrossFormer checkpoint to this project's keys.
-
-    Accepted formats (detected from the keys):
-
-    * released classification weights (the ``'model'`` entry of the file, the
-      reference key names, with or without the old persistent
-      ``attn.biases`` / ``attn.relative_position_index`` buffers);
-    * a whole mmdet / mmseg / mmpretrain model (keys under ``backbone.``; the
-      released v1 COCO and ADE20K files): the backbone is kept, and an
-      mmpretrain ``head.fc.*`` becomes ``head.*``;
-    * this project's format, which *is* the reference layout.
-
-    ``norm.*`` (the classification final norm) and ``head.*`` are kept: a
-    backbone ignores them, a classifier uses them.
-    """
-    if any(key.startswith('backbone.') for key in state_dict):
-        print_log('CrossFormer checkpoint: a whole model; taking its backbone.', logger='current',
-                  level=logging.DEBUG)
-        converted = OrderedDict()
-        for key, value in state_dict.items():
-            if key.startswith('backbone.'):
-                converted[key[len('backbone.'):]] = value
-            elif key.startswith('head.fc.'):
-                converted['head.' + key[len('head.fc.'):]] = value
-        state_dict = converted
-    return OrderedDict((key, value) for key, value in state_dict.items()
-                       if not key.endswith(OBSOLETE_BUFFER_SUFFIXES))
-
-
 @register_model
 class CrossFormer(MultiScaleBackbone):
     """CrossFormer backbone.
@@ -126,7 +96,9 @@ class CrossFormer(MultiScaleBackbone):
     block's configuration for every later input; here nothing is stored. For
     square maps this equals the reference classification rule
     (``G = min(h, w)``), which is every case of the released classification
-    geometry.
+    geometry. The 2021 code also used ``G = min(h, w)`` (for a non-square map:
+    windows along the long side, not one group); the training sizes of the
+    released v1 checkpoints never reach this case.
 
     **LDA generations** (``lda_version``):
 
@@ -140,6 +112,8 @@ class CrossFormer(MultiScaleBackbone):
       with the group size: at 2048×2048, stage 1 has groups of 4096 tokens.
 
     Both agree whenever ``h = G·I`` (e.g. 224×224 with the dense defaults).
+    The released v1 checkpoints used G=(7, 7, 7, 7), I=(8, 4, 2, 1), except the
+    Semantic FPN CrossFormer-S and -L ones: G=(14, 14, 7, 7), I=(16, 8, 2, 1).
 
     Args:
         arch (str | dict): ``'t'``, ``'s'``, ``'b'`` or ``'l'`` (for
@@ -212,6 +186,8 @@ class CrossFormer(MultiScaleBackbone):
         owner = type(self).__name__
         arch = resolve_arch(arch, self.arch_zoo, self.essential_keys, owner)
         embed_dims = arch['embed_dims']
+        if not isinstance(embed_dims, int) or embed_dims < 1:
+            raise ValueError(f'{owner}: embed_dims must be a positive int, got {embed_dims!r}')
         depths = self._per_stage(arch['depths'], 'depths', int)
         num_heads = self._per_stage(arch['num_heads'], 'num_heads', int)
         group_size = self._per_stage(group_size, 'group_size', int)
@@ -325,14 +301,18 @@ class CrossFormer(MultiScaleBackbone):
                              f'(its last stage has stride 32), got {tuple(x.shape[-2:])}')
         x = self.patch_embed(x)
         outs = []
-        for i, stage in enumerate(self.layers[:self.out_indices[-1] + 1]):
-            out, x = stage(x)
+        last = self.out_indices[-1]
+        for i, stage in enumerate(self.layers[:last + 1]):
+            x = stage(x)
             if i in self.out_indices:
+                out = x
                 if self.out_norms:
                     out = getattr(self, f'norm{i}')(out)
                 elif self.norm is not None and i == self.num_stages - 1:
                     out = self.norm(out)
                 outs.append(out.permute(0, 3, 1, 2).contiguous())
+            if i < last:
+                x = stage.downsample(x)
         return tuple(outs)
 
 
@@ -347,6 +327,36 @@ class CrossFormerPP(CrossFormer):
     """
 
     arch_zoo = CROSSFORMERPP_ARCHS
+
+
+def convert_crossformer_state_dict(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Map any supported CrossFormer checkpoint to this project's keys.
+
+    Accepted formats (detected from the keys):
+
+    * released classification weights (the ``'model'`` entry of the file, the
+      reference key names, with or without the old persistent
+      ``attn.biases`` / ``attn.relative_position_index`` buffers);
+    * a whole mmdet / mmseg / mmpretrain model (keys under ``backbone.``; the
+      released v1 COCO and ADE20K files): the backbone is kept, and an
+      mmpretrain ``head.fc.*`` becomes ``head.*``;
+    * this project's format, which *is* the reference layout.
+
+    ``norm.*`` (the classification final norm) and ``head.*`` are kept: a
+    backbone ignores them, a classifier uses them.
+    """
+    if any(key.startswith('backbone.') for key in state_dict):
+        print_log('CrossFormer checkpoint: a whole model; taking its backbone.', logger='current',
+                  level=logging.DEBUG)
+        converted = OrderedDict()
+        for key, value in state_dict.items():
+            if key.startswith('backbone.'):
+                converted[key[len('backbone.'):]] = value
+            elif key.startswith('head.fc.'):
+                converted['head.' + key[len('head.fc.'):]] = value
+        state_dict = converted
+    return OrderedDict((key, value) for key, value in state_dict.items()
+                       if not key.endswith(OBSOLETE_BUFFER_SUFFIXES))
 
 
 def _cross_scale_dims(out_dims: int, num_kernels: int) -> List[int]:
@@ -400,11 +410,12 @@ class CrossScaleMerging(nn.Module):
 
 
 class CrossFormerStage(nn.Module):
-    """``depth`` blocks alternating SDA (even index) and LDA (odd index), then
-    the downsampling CEL (all stages but the last).
+    """``depth`` blocks alternating SDA (even index) and LDA (odd index), and
+    the downsampling CEL ``downsample`` that leads to the next stage (all
+    stages but the last).
 
-    ``forward`` returns the stage output (before downsampling) and the input
-    of the next stage (None after the last stage), both channels-last.
+    ``forward`` runs the blocks only: their output is the stage's feature; the
+    backbone applies ``downsample`` when a later stage is needed.
     """
 
     def __init__(self,
@@ -435,10 +446,10 @@ class CrossFormerStage(nn.Module):
                 use_acl=use_acl and (i + 1) % 3 == 0 and i < depth - 1) for i in range(depth))
         self.downsample = CrossScaleMerging(dim) if downsample else None
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = maybe_checkpoint(block, x, enabled=self.with_cp)
-        return x, (self.downsample(x) if self.downsample is not None else None)
+        return x
 
 
 class CrossFormerBlock(nn.Module):
@@ -544,7 +555,9 @@ class DynamicPosBias(nn.Module):
         rows = torch.arange(1 - gh, gh, device=device)
         cols = torch.arange(1 - gw, gw, device=device)
         offsets = torch.stack(torch.meshgrid(rows, cols, indexing='ij'), dim=-1).reshape(-1, 2)
-        table = self(offsets.to(self.pos_proj.weight.dtype))  # ((2gh-1)(2gw-1), heads)
+        # The table is small: run it outside autocast, so that offsets above 256 stay exact (bf16 would round them).
+        with torch.autocast(device_type=device.type, enabled=False):
+            table = self(offsets.to(self.pos_proj.weight.dtype))  # ((2gh-1)(2gw-1), heads)
         coords = torch.stack(
             torch.meshgrid(torch.arange(gh, device=device), torch.arange(gw, device=device), indexing='ij')).flatten(1)
         relative = coords[:, :, None] - coords[:, None, :]  # (2, N, N): query minus key
