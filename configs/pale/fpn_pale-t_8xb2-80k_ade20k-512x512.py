@@ -19,6 +19,9 @@ model = dict(
         arch='t',
         # The paper gives no dense-task drop-path rate: the ImageNet one.
         drop_path_rate=0.2,
+        # BatchNorm of the separable Q/K/V convolutions, synchronised across GPUs:
+        # 2 images per GPU are too few for its statistics (the paper does not say).
+        conv_norm_cfg=dict(type='SyncBN', requires_grad=True),
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=[64, 128, 256, 512]),

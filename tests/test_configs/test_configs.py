@@ -275,6 +275,9 @@ def test_config_recipe(path):
             check_segmentation(cfg, name)
     if name.family.startswith('crossformer'):
         check_crossformer(backbone, name)
+    if name.backbone_type == 'PaleTransformer' and name.pipeline != 'cls':
+        # BatchNorm statistics over the 16 images of a step, not 2
+        assert backbone.conv_norm_cfg.type == 'SyncBN'
 
 
 # ----------------------------------------------------------------------------
