@@ -1,0 +1,781 @@
+"""SG-Former: Self-guided Transformer with evolving token reallocation (Ren et al., ICCV 2023).
+
+Written from this project's prose description of the released classification
+model (``shared/spec/sg_former.md``); the released code has no license, so none
+of it is used here. Module and parameter names are those of the released
+checkpoints (``pos_embed``, ``patch_embed1.conv.0.c.weight``,
+``block1.0.attn.q1.weight``, ``norm1.weight`` ...), which makes them this
+project's checkpoint format too: released files load without renaming.
+
+Every stage but the last alternates two blocks:
+
+* a **hybrid-scale** (HS) block: half of the heads attend globally to tokens
+  merged ``sr x sr`` by a strided conv, the other half inside 7x7 windows. Its
+  attention probabilities give a *significance map* (mean attention each token
+  receives as a key, coarse + local);
+* a **self-guided** (SG) block: the significance map sorts the tokens; the
+  least significant quarter is merged many-to-one, the most significant quarter
+  few-to-one (*reallocation*, see :func:`reallocation_plan`), and every query
+  attends to the reallocated tokens.
+
+The reference only runs at 224x224-like sizes. For dense prediction this file
+follows the project's rules (spec section 10), all of which are the identity at
+the reference's native sizes: the position embedding is resized, windows and the
+coarse branch are padded (padded keys masked), and the reallocation pads a group
+whose length is not a multiple of its merge rate (:func:`reallocation_plan`).
+"""
+import functools
+import math
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_init
+from torch import nn
+
+from ...registry import register_model
+from ..layers import (
+    DropPath,
+    attention,
+    attention_with_probs,
+    drop_path_rates,
+    grid_partition,
+    grid_reverse,
+    maybe_checkpoint,
+    nchw_to_nlc,
+    nlc_to_nchw,
+    pad_to_multiple,
+    padding_key_bias,
+)
+from .base import MultiScaleBackbone, resolve_arch
+
+Size = Tuple[int, int]
+
+__all__ = ['SGFormer', 'convert_sgformer_state_dict', 'reallocation_plan', 'quantile_group_lengths',
+           'key_token_shares', 'sincos_pos_embed']
+
+
+@register_model
+class SGFormer(MultiScaleBackbone):
+    """SG-Former backbone for classification, detection and segmentation.
+
+    A reimplementation of `SG-Former: Self-guided Transformer with Evolving
+    Token Reallocation <https://arxiv.org/abs/2308.12216>`_ that loads the
+    released ImageNet checkpoints as they are and runs at any input size.
+
+    Args:
+        arch (str | dict): ``'s'``, ``'m'``, ``'b'`` or a dict with keys
+            ``embed_dims``, ``depths``, ``num_heads`` (four entries each;
+            stages 1-3 need an even depth, since hybrid-scale and self-guided
+            blocks come in pairs, and an even number of heads, half per
+            hybrid-scale branch) and optionally ``mlp_ratio`` (default 4) and
+            ``drop_path_rate``.
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (Sequence[int]): Stages whose outputs (after the stage
+            norms ``norm1``..``norm4``, NCHW) are returned. Defaults to all.
+        drop_path_rate (float, optional): Stochastic depth rate, linearly
+            increasing over blocks. ``None`` takes the value the arch was
+            trained with: 0.1 / 0.2 / 0.4 for s / m / b (0.1 for a dict).
+        pretrain_img_size (int): Image size the position embedding was trained
+            at (a ``pretrain_img_size // 4`` square grid). Defaults to 224.
+        stable_sort (bool): Break ties of the significance map by token
+            position (``torch.sort(stable=True)``). The default, False, sorts
+            exactly as the reference does (``torch.sort`` defaults), which
+            reproduces it; see ``docs/sgformer.md`` for the trade-off.
+        frozen_stages (int): Freeze the stem and position embedding (0) and
+            the first ``frozen_stages`` stages. Defaults to -1 (nothing).
+        norm_eval (bool): Keep BatchNorms in eval mode (SG-Former has none; kept
+            for interface compatibility). Defaults to False.
+        with_cp (bool): Activation checkpointing of every block (non-reentrant).
+            Defaults to False.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=FILE)``
+            loads a released training file (``state_dict_ema`` preferred), a bare
+            state dict, this project's files or a whole detector / segmentor /
+            classifier (its ``backbone.*``). Defaults to None.
+
+    Example:
+        >>> import torch
+        >>> model = SGFormer(arch='s').eval()
+        >>> outs = model(torch.rand(1, 3, 224, 224))
+        >>> [tuple(o.shape) for o in outs]
+        [(1, 64, 56, 56), (1, 128, 28, 28), (1, 256, 14, 14), (1, 512, 7, 7)]
+    """
+
+    arch_zoo = {
+        's': dict(embed_dims=[64, 128, 256, 512], depths=[2, 4, 16, 1], num_heads=[2, 4, 8, 16],
+                  drop_path_rate=0.1),
+        'm': dict(embed_dims=[64, 128, 256, 512], depths=[2, 6, 28, 2], num_heads=[2, 4, 8, 16],
+                  drop_path_rate=0.2),
+        'b': dict(embed_dims=[96, 192, 384, 768], depths=[4, 6, 24, 2], num_heads=[4, 6, 12, 24],
+                  drop_path_rate=0.4),
+    }
+    essential_keys = ('embed_dims', 'depths', 'num_heads')
+    #: Merge rate of the coarse hybrid-scale branch per stage (1: vanilla attention).
+    sr_ratios = (8, 4, 2, 1)
+    #: Tokens merged into one key, per significance group (least significant
+    #: first), in the self-guided blocks of stages 1-3.
+    merge_rates = ((196, 56, 28), (49, 14, 7), (2, 1))
+    window_size = 7
+
+    def __init__(self,
+                 arch: Union[str, Dict] = 's',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: Optional[float] = None,
+                 pretrain_img_size: int = 224,
+                 stable_sort: bool = False,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, with_cp=with_cp, init_cfg=init_cfg)
+        arch = resolve_arch(arch, self.arch_zoo, self.essential_keys, 'SGFormer')
+        self.embed_dims, self.depths, self.num_heads = self._check_arch(arch)
+        self.mlp_ratio = arch.get('mlp_ratio', 4)
+        if drop_path_rate is None:
+            drop_path_rate = arch.get('drop_path_rate', 0.1)
+        if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
+            raise ValueError(f'SGFormer: drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}')
+        if not isinstance(pretrain_img_size, int) or pretrain_img_size < 4:
+            raise ValueError(f'SGFormer: pretrain_img_size must be an int >= 4, got {pretrain_img_size!r}')
+        if not isinstance(stable_sort, bool):
+            raise TypeError(f'SGFormer: stable_sort must be a bool, got {stable_sort!r}')
+        self.drop_path_rate = drop_path_rate
+        self.stable_sort = stable_sort
+        self.pos_grid = (pretrain_img_size // 4, ) * 2
+
+        # Registration order reproduces the released state_dict order.
+        dims = self.embed_dims
+        self.pos_embed = nn.Parameter(sincos_pos_embed(dims[0], self.pos_grid).unsqueeze(0))
+        rates = drop_path_rates(drop_path_rate, self.depths)
+        for i in range(self.num_stages):
+            if i == 0:
+                downsample = ConvStem(in_channels, dims[0])
+            else:
+                downsample = ConvDownsample(dims[i - 1], dims[i])
+            self.add_module(f'patch_embed{i + 1}', downsample)
+            blocks = nn.ModuleList(
+                SGFormerBlock(
+                    dims[i],
+                    self.num_heads[i],
+                    self._block_kind(i, j),
+                    sr_ratio=self.sr_ratios[i],
+                    merge_rates=self.merge_rates[i] if i < 3 else (),
+                    window_size=self.window_size,
+                    mlp_ratio=self.mlp_ratio,
+                    drop_path=rates[i][j],
+                    stable_sort=stable_sort) for j in range(self.depths[i]))
+            self.add_module(f'block{i + 1}', blocks)
+            self.add_module(f'norm{i + 1}', nn.LayerNorm(dims[i], eps=1e-6))
+        # Resized position embeddings, keyed by stage-1 size (see _pos_embed_at).
+        self._pos_embed_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    @staticmethod
+    def _check_arch(arch: Mapping) -> Tuple[List[int], List[int], List[int]]:
+        values = []
+        for key in SGFormer.essential_keys:
+            value = arch[key]
+            if (not isinstance(value, Sequence) or len(value) != 4
+                    or not all(isinstance(v, int) and v > 0 for v in value)):
+                raise ValueError(f'SGFormer: arch[{key!r}] must be 4 positive ints, got {value!r}')
+            values.append(list(value))
+        dims, depths, heads = values
+        for i in range(4):
+            if dims[i] % heads[i]:
+                raise ValueError(f'SGFormer: stage {i + 1} embed_dims {dims[i]} is not divisible by '
+                                 f'its num_heads {heads[i]}')
+            if i < 3 and (heads[i] % 2 or depths[i] % 2):
+                raise ValueError(f'SGFormer: stage {i + 1} needs an even num_heads (two hybrid-scale '
+                                 f'branches) and an even depth (hybrid-scale / self-guided pairs), got '
+                                 f'num_heads={heads[i]}, depth={depths[i]}')
+        if dims[0] % 4:
+            raise ValueError(f'SGFormer: embed_dims[0] must be divisible by 4 (sin-cos position '
+                             f'embedding), got {dims[0]}')
+        return dims, depths, heads
+
+    @staticmethod
+    def _block_kind(stage: int, index: int) -> str:
+        if stage == 3:
+            return 'global'
+        return 'hybrid' if index % 2 == 0 else 'guided'
+
+    # -- MultiScaleBackbone hooks ---------------------------------------------
+    def stem_modules(self) -> List[nn.Module]:
+        return [self.patch_embed1]
+
+    def stage_modules(self, index: int) -> List[nn.Module]:
+        stage = index + 1
+        modules = [getattr(self, f'block{stage}'), getattr(self, f'norm{stage}')]
+        if index > 0:
+            modules.insert(0, getattr(self, f'patch_embed{stage}'))
+        return modules
+
+    def _freeze(self) -> None:
+        super()._freeze()
+        if self.frozen_stages >= 0:  # the position embedding belongs to the stem
+            self.pos_embed.requires_grad = False
+
+    def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+        state_dict = convert_sgformer_state_dict(state_dict)
+        pos_embed = state_dict.get('pos_embed')
+        if pos_embed is not None and pos_embed.dim() == 3 and pos_embed.shape[1] != math.prod(self.pos_grid):
+            side = math.isqrt(pos_embed.shape[1])
+            if side * side == pos_embed.shape[1]:  # a square grid of another size: resize it
+                state_dict['pos_embed'] = resize_pos_embed(pos_embed, (side, side), self.pos_grid)
+        return state_dict
+
+    def init_weights_from_scratch(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_init(module, std=.02, bias=0.)
+            elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+                constant_init(module, val=1., bias=0.)
+            elif isinstance(module, nn.Conv2d):
+                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
+                normal_init(module, mean=0., std=math.sqrt(2. / fan_out), bias=0.)
+        with torch.no_grad():
+            self.pos_embed.copy_(sincos_pos_embed(self.embed_dims[0], self.pos_grid).unsqueeze(0))
+        if self.init_cfg is not None:
+            super().init_weights_from_scratch()
+
+    # -- forward -----------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Multi-scale features ``(B, C_i, H_i, W_i)`` of the stages in ``out_indices``."""
+        outs, _ = self._forward(x, keep_significance=False)
+        return outs
+
+    def forward_with_significance(self, x: torch.Tensor) -> Tuple[Tuple[torch.Tensor, ...], List[torch.Tensor]]:
+        """Like :meth:`forward`, also returning the significance maps.
+
+        Returns:
+            tuple: the outputs of :meth:`forward` and, for stages 1-3, the
+            significance map ``(B, H_i, W_i)`` of the stage's last hybrid-scale
+            block: the one that guided the stage's last reallocation.
+        """
+        return self._forward(x, keep_significance=True)
+
+    def _forward(self, x: torch.Tensor,
+                 keep_significance: bool) -> Tuple[Tuple[torch.Tensor, ...], List[torch.Tensor]]:
+        self.check_input(x)
+        checkpointing = self.with_cp and torch.is_grad_enabled()
+        outs, maps = [], []
+        for i in range(self.num_stages):
+            x, size = getattr(self, f'patch_embed{i + 1}')(x)  # NCHW map to tokens
+            if i == 0:
+                x = x + self._pos_embed_at(size)
+            significance = kept = None
+            for block in getattr(self, f'block{i + 1}'):
+                x, significance = maybe_checkpoint(block, x, size, significance, enabled=checkpointing)
+                if significance is not None:
+                    kept = significance
+            x = nlc_to_nchw(getattr(self, f'norm{i + 1}')(x), size).contiguous()
+            if i in self.out_indices:
+                outs.append(x)
+            if keep_significance and i < 3:
+                maps.append(kept)
+        return tuple(outs), maps
+
+    def _pos_embed_at(self, size: Size) -> torch.Tensor:
+        """The position embedding for a stage-1 map of ``size`` (bicubic resize).
+
+        Resized tables are cached per size while no gradient flows to
+        ``pos_embed`` (inference, frozen stem); the key holds the parameter's
+        version so that a weight update or load invalidates them.
+        """
+        if tuple(size) == self.pos_grid:
+            return self.pos_embed
+        if torch.is_grad_enabled() and self.pos_embed.requires_grad:
+            return resize_pos_embed(self.pos_embed, self.pos_grid, size)
+        key = (tuple(size), self.pos_embed.device, self.pos_embed.dtype, self.pos_embed._version)
+        if key not in self._pos_embed_cache:
+            if len(self._pos_embed_cache) >= 16:
+                self._pos_embed_cache.popitem(last=False)
+            with torch.no_grad():
+                self._pos_embed_cache[key] = resize_pos_embed(self.pos_embed, self.pos_grid, size)
+        return self._pos_embed_cache[key]
+
+
+# ---------------------------------------------------------------------------
+# Stem, downsampling, blocks
+# ---------------------------------------------------------------------------
+class ConvGN(nn.Sequential):
+    """Conv2d without bias, then GroupNorm with one group (normalises C, H, W).
+
+    The submodule names ``c`` and ``bn`` are the released checkpoint's (the
+    norm was called ``bn`` although it is a GroupNorm).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups,
+                           bias=False)
+        self.bn = nn.GroupNorm(1, out_channels)
+
+
+class ConvStem(nn.Module):
+    """Stage-1 patch embedding (``patch_embed1``): three 3x3 conv-GN, stride 4 in all.
+
+    GELU follows the first two units; tokens are LayerNorm-ed (eps 1e-5).
+    No padding beyond the convs' own: the GroupNorms see the whole map.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            ConvGN(in_channels, embed_dims, 3, stride=2), nn.GELU(),
+            ConvGN(embed_dims, embed_dims, 3), nn.GELU(),
+            ConvGN(embed_dims, embed_dims, 3, stride=2))
+        self.norm = nn.LayerNorm(embed_dims)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Size]:
+        x = self.conv(x)
+        size = (x.shape[2], x.shape[3])
+        return self.norm(nchw_to_nlc(x)), size
+
+
+class ConvDownsample(nn.Module):
+    """Stride-2 downsampling between stages (``patch_embed2..4``).
+
+    1x1 conv-GN, GELU, depthwise 3x3 stride-2 conv-GN, GELU, 1x1 conv-GN; no
+    norm on the output tokens. ``(B, C_in, H, W)`` to ``ceil(H/2) x ceil(W/2)`` tokens.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = ConvGN(in_channels, out_channels, 1)
+        self.conv2 = ConvGN(out_channels, out_channels, 3, stride=2, groups=out_channels)
+        self.conv3 = ConvGN(out_channels, out_channels, 1)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Size]:
+        x = self.conv3(self.act(self.conv2(self.act(self.conv1(x)))))
+        return nchw_to_nlc(x), (x.shape[2], x.shape[3])
+
+
+class SGFormerBlock(nn.Module):
+    """Pre-norm transformer block; one DropPath serves both residual branches.
+
+    ``forward(x, size, significance)`` returns ``(x, significance)``: a
+    hybrid-scale block produces a significance map, the self-guided block after
+    it consumes it (and returns None), global blocks ignore it.
+    """
+
+    def __init__(self, dim: int, num_heads: int, kind: str, sr_ratio: int, merge_rates: Sequence[int],
+                 window_size: int, mlp_ratio: float, drop_path: float, stable_sort: bool) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        if kind == 'hybrid':
+            self.attn = HybridScaleAttention(dim, num_heads, sr_ratio, window_size)
+        elif kind == 'guided':
+            self.attn = SelfGuidedAttention(dim, num_heads, merge_rates, stable_sort)
+        elif kind == 'global':
+            self.attn = GlobalAttention(dim, num_heads)
+        else:
+            raise ValueError(f'unknown SG-Former block kind {kind!r}; valid: hybrid, guided, global')
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = DetailFFN(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, size: Size,
+                significance: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        out, significance = self.attn(self.norm1(x), size, significance)
+        x = x + self.drop_path(out)
+        x = x + self.drop_path(self.mlp(self.norm2(x), size))
+        return x, significance
+
+
+class DepthwiseConv(nn.Module):
+    """Depthwise 3x3 conv (with bias) applied to tokens laid out as a map."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+
+    def forward(self, x: torch.Tensor, size: Size) -> torch.Tensor:
+        return nchw_to_nlc(self.dwconv(nlc_to_nchw(x, size)))
+
+
+class DetailFFN(nn.Module):
+    """FFN with a depthwise conv inside the activation: ``fc2(GELU(h + dwconv(h)))``, ``h = fc1(x)``."""
+
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.dwconv = DepthwiseConv(hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: torch.Tensor, size: Size) -> torch.Tensor:
+        h = self.fc1(x)
+        return self.fc2(self.act(h + self.dwconv(h, size)))
+
+
+# ---------------------------------------------------------------------------
+# Attention
+# ---------------------------------------------------------------------------
+class LePEAttention(nn.Module):
+    """Base of the SG-Former attentions: their common output layers.
+
+    Every attention ends with ``proj(attn_out + lepe_conv(lepe_linear(x)))``:
+    ``x`` is the attention's (normed) input and the Linear + depthwise 3x3 conv
+    term a locally-enhanced positional encoding. Subclasses call
+    :meth:`add_output_layers` after their own layers (the released key order).
+    """
+
+    def add_output_layers(self, dim: int) -> None:
+        self.lepe_linear = nn.Linear(dim, dim)
+        self.lepe_conv = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def project(self, attn_out: torch.Tensor, x: torch.Tensor, size: Size) -> torch.Tensor:
+        lepe = nchw_to_nlc(self.lepe_conv(nlc_to_nchw(self.lepe_linear(x), size)))
+        return self.proj(attn_out + lepe)
+
+
+class HybridScaleAttention(LePEAttention):
+    """Hybrid-scale attention; also returns the significance map.
+
+    Half of the heads (``q1``/``kv1``) attend to all tokens merged by a stride
+    ``sr`` conv (then LayerNorm, GELU): coarse and global. The other half
+    (``q2``/``kv2``) attend inside non-overlapping ``window_size`` windows.
+
+    The significance of a token is the mean (over heads, then queries) of the
+    attention it receives as a key in its window, plus the same mean of the
+    coarse attention received by its merged token. For maps that do not tile,
+    the windows are padded bottom/right with masked keys (padded queries leave
+    the query mean) and the coarse branch's input is zero-padded to a multiple
+    of ``sr``; outputs and significance are cropped back.
+
+    The attention probabilities are needed for the significance, so both
+    branches take the plain softmax path, materialising what the reference does.
+    """
+
+    def __init__(self, dim: int, num_heads: int, sr_ratio: int, window_size: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.sr_ratio = sr_ratio
+        self.window_size = window_size
+        self.sr = nn.Conv2d(dim, dim, sr_ratio, sr_ratio)
+        self.norm = nn.LayerNorm(dim)
+        self.act = nn.GELU()
+        self.q1 = nn.Linear(dim, dim // 2)
+        self.kv1 = nn.Linear(dim, dim)
+        self.q2 = nn.Linear(dim, dim // 2)
+        self.kv2 = nn.Linear(dim, dim)
+        self.add_output_layers(dim)
+
+    def forward(self, x: torch.Tensor, size: Size,
+                significance: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        coarse, coarse_significance = self._coarse(x, size)
+        local, local_significance = self._local(x, size)
+        out = self.project(torch.cat([coarse, local], dim=-1), x, size)
+        return out, local_significance + coarse_significance
+
+    def _coarse(self, x: torch.Tensor, size: Size) -> Tuple[torch.Tensor, torch.Tensor]:
+        b, n, c = x.shape
+        h, w = size
+        heads, d, sr = self.num_heads // 2, self.head_dim, self.sr_ratio
+        q = self.q1(x).reshape(b, n, heads, d).transpose(1, 2)
+        padded, _ = pad_to_multiple(x.view(b, h, w, c), (sr, sr))
+        merged = self.sr(padded.permute(0, 3, 1, 2))
+        coarse_size = merged.shape[2:]
+        merged = self.act(self.norm(nchw_to_nlc(merged)))
+        k, v = self.kv1(merged).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
+        out, probs = attention_with_probs(q, k, v, scale=d**-0.5)
+        # Attention received by each coarse key: mean over heads, then queries.
+        received = _as_float(probs.detach()).mean(1).mean(1).reshape(b, 1, *coarse_size)
+        received = F.interpolate(received, size=padded.shape[1:3], mode='nearest')
+        return out.transpose(1, 2).reshape(b, n, c // 2), received[:, 0, :h, :w]
+
+    def _local(self, x: torch.Tensor, size: Size) -> Tuple[torch.Tensor, torch.Tensor]:
+        b, n, c = x.shape
+        h, w = size
+        heads, d, ws = self.num_heads // 2, self.head_dim, self.window_size
+        q, _ = pad_to_multiple(self.q2(x).view(b, h, w, c // 2), (ws, ws))
+        kv, _ = pad_to_multiple(self.kv2(x).view(b, h, w, c), (ws, ws))
+        padded_size = q.shape[1:3]
+        # Windows on the batch axis, ordered (batch, heads, window) as in the reference.
+        q = grid_partition(q, (ws, ws)).reshape(b, -1, ws * ws, heads, d).permute(0, 3, 1, 2, 4)
+        k, v = grid_partition(kv, (ws, ws)).reshape(b, -1, ws * ws, 2, heads, d).permute(3, 0, 4, 1, 2, 5)
+        key_bias = padding_key_bias(size, padded_size, (ws, ws), device=x.device)
+        if key_bias is not None:
+            key_bias = key_bias.flatten(1, 2)  # (windows, 1, keys) against (B, heads, windows, q, k)
+        out, probs = attention_with_probs(q, k, v, key_bias, scale=d**-0.5)
+        out = out.permute(0, 2, 3, 1, 4).reshape(-1, ws * ws, c // 2)
+        out = grid_reverse(out, padded_size, (ws, ws))[:, :h, :w].reshape(b, n, c // 2)
+
+        probs = _as_float(probs.detach()).mean(1)  # (B, windows, queries, keys)
+        if key_bias is None:
+            received = probs.mean(-2)
+        else:  # mean over the real queries of each window
+            real = torch.isfinite(key_bias[:, 0]).to(probs.dtype)  # (windows, queries)
+            received = torch.einsum('bwqk,wq->bwk', probs, real / real.sum(1, keepdim=True))
+        received = grid_reverse(received.reshape(-1, ws * ws, 1), padded_size, (ws, ws))
+        return out, received[:, :h, :w, 0]
+
+
+class SelfGuidedAttention(LePEAttention):
+    """Self-guided attention: all queries attend to significance-reallocated tokens.
+
+    The significance map, flattened row-major and column-major, is sorted twice
+    (ascending). In each order the tokens (of ``x`` flattened the same way) are
+    cut into quantile groups and runs of ``r`` tokens of a group merge into one
+    key token through ``Linear(r, 1)`` over the token axis (``f1``, ``f2``,
+    ``f3``, shared by both orders): see :func:`reallocation_plan`. ``kv1``
+    projects the row-major sequence for the first half of the heads, ``kv2``
+    the column-major one for the second half. Both orders give the same
+    sequence up to ties of the significance.
+    """
+
+    def __init__(self, dim: int, num_heads: int, merge_rates: Sequence[int], stable_sort: bool = False) -> None:
+        super().__init__()
+        if len(merge_rates) not in GROUP_SHARES:
+            raise ValueError(f'SelfGuidedAttention: {len(merge_rates)} merge rates given; valid group counts '
+                             f'are {sorted(GROUP_SHARES)}')
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.merge_rates = tuple(merge_rates)
+        self.stable_sort = stable_sort
+        self.q = nn.Linear(dim, dim)
+        self.kv1 = nn.Linear(dim, dim)
+        self.kv2 = nn.Linear(dim, dim)
+        for g, rate in enumerate(self.merge_rates):
+            self.add_module(f'f{g + 1}', nn.Linear(rate, 1))
+        self.add_output_layers(dim)
+
+    def forward(self, x: torch.Tensor, size: Size,
+                significance: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, None]:
+        if significance is None:
+            raise ValueError('SelfGuidedAttention needs the significance map of the hybrid-scale block before it')
+        b, n, c = x.shape
+        h, w = size
+        heads, d = self.num_heads // 2, self.head_dim
+        q = self.q(x).reshape(b, n, self.num_heads, d).transpose(1, 2)
+        rows = self.reallocate(x, significance.reshape(b, n))
+        x_columns = x.view(b, h, w, c).transpose(1, 2).reshape(b, n, c)
+        columns = self.reallocate(x_columns, significance.transpose(1, 2).reshape(b, n))
+        k1, v1 = self.kv1(rows).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
+        k2, v2 = self.kv2(columns).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
+        out = attention(q, torch.cat([k1, k2], dim=1), torch.cat([v1, v2], dim=1), scale=d**-0.5)
+        return self.project(out.transpose(1, 2).reshape(b, n, c), x, size), None
+
+    def reallocate(self, x: torch.Tensor, significance: torch.Tensor) -> torch.Tensor:
+        """Merge the tokens ``x`` ``(B, N, C)`` by their ``significance`` ``(B, N)``.
+
+        Returns:
+            Tensor: ``(B, M, C)`` key tokens, least significant group first.
+        """
+        b, n, c = x.shape
+        if self.stable_sort:
+            order = torch.sort(significance, dim=1, stable=True)[1]
+        else:  # the reference's call: torch.sort defaults
+            order = torch.sort(significance, dim=1)[1]
+        plan = reallocation_plan(n, self.merge_rates)
+        if plan.padded:
+            order = order[:, plan.positions_on(order.device)]
+        tokens = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, c)).transpose(1, 2)
+        merged = []
+        # One Linear(r, 1) per group (at most three): a loop over layers, not over tokens.
+        for g, (chunk, count) in enumerate(zip(tokens.split(plan.padded_lengths, dim=2), plan.counts)):
+            if count:
+                merge = getattr(self, f'f{g + 1}')
+                merged.append(merge(chunk.reshape(b, c, count, self.merge_rates[g]))[..., 0])
+        return torch.cat(merged, dim=2).transpose(1, 2)
+
+
+class GlobalAttention(LePEAttention):
+    """Plain multi-head attention over all tokens (stage 4), with the LePE term."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, dim * 2)
+        self.add_output_layers(dim)
+
+    def forward(self, x: torch.Tensor, size: Size,
+                significance: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, None]:
+        b, n, c = x.shape
+        heads, d = self.num_heads, self.head_dim
+        q = self.q(x).reshape(b, n, heads, d).transpose(1, 2)
+        k, v = self.kv(x).reshape(b, n, 2, heads, d).permute(2, 0, 3, 1, 4)
+        out = attention(q, k, v, scale=d**-0.5)
+        return self.project(out.transpose(1, 2).reshape(b, n, c), x, size), None
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    # Significance is reduced and sorted in fp32 even under bf16 autocast (a
+    # no-op in fp32, which keeps the reference's reductions).
+    return x if x.dtype == torch.float32 else x.float()
+
+
+# ---------------------------------------------------------------------------
+# Token reallocation (IAM)
+# ---------------------------------------------------------------------------
+#: Share of the sorted tokens in each significance group, least significant
+#: first, by number of groups: 25/50/25 % in stages 1-2, 50/50 % in stage 3.
+GROUP_SHARES = {3: (1, 2, 1), 2: (1, 1)}
+
+
+def quantile_group_lengths(num_tokens: int, num_groups: int) -> Tuple[int, ...]:
+    """Lengths of the significance groups of ``num_tokens`` sorted tokens.
+
+    Group ``g`` gets ``floor(num_tokens * share_g)`` tokens; the leftover
+    (fewer than the number of groups) goes to the group of the largest share,
+    the more significant one on a tie: the middle group of 25/50/25, the top
+    half of 50/50. E.g. 9 tokens: (2, 5, 2); 5 tokens in halves: (2, 3).
+    For a multiple of 4 tokens this is the reference's split.
+    """
+    if num_groups not in GROUP_SHARES:
+        raise ValueError(f'no significance split into {num_groups} groups; valid: {sorted(GROUP_SHARES)}')
+    shares = GROUP_SHARES[num_groups]
+    lengths = [num_tokens * s // sum(shares) for s in shares]
+    largest = max(g for g in range(num_groups) if shares[g] == max(shares))
+    lengths[largest] += num_tokens - sum(lengths)
+    return tuple(lengths)
+
+
+class ReallocationPlan:
+    """Where each key token of a reallocation comes from; see :func:`reallocation_plan`.
+
+    Attributes:
+        lengths (tuple[int]): Sorted tokens per significance group.
+        counts (tuple[int]): Key tokens each group merges into.
+        padded_lengths (tuple[int]): ``count * rate`` per group.
+        positions (list[int]): For each merged slot, its position in the
+            ascending significance order (padding repeats a group's first).
+        padded (bool): Whether any group was padded.
+    """
+
+    def __init__(self, num_tokens: int, merge_rates: Sequence[int]) -> None:
+        self.lengths = quantile_group_lengths(num_tokens, len(merge_rates))
+        self.counts = tuple(-(-length // rate) for length, rate in zip(self.lengths, merge_rates))
+        self.padded_lengths = tuple(count * rate for count, rate in zip(self.counts, merge_rates))
+        self.padded = self.padded_lengths != self.lengths
+        self.positions: List[int] = []
+        start = 0
+        for length, padded_length in zip(self.lengths, self.padded_lengths):
+            self.positions += [start] * (padded_length - length) + list(range(start, start + length))
+            start += length
+        self._positions_by_device: Dict[torch.device, torch.Tensor] = {}
+
+    @property
+    def num_keys(self) -> int:
+        return sum(self.counts)
+
+    def positions_on(self, device: torch.device) -> torch.Tensor:
+        """:attr:`positions` as an index tensor on ``device`` (built once per device)."""
+        if device not in self._positions_by_device:
+            self._positions_by_device[device] = torch.tensor(self.positions, dtype=torch.long, device=device)
+        return self._positions_by_device[device]
+
+
+def reallocation_plan(num_tokens: int, merge_rates: Sequence[int]) -> ReallocationPlan:
+    """How ``num_tokens`` tokens sorted by significance merge into key tokens.
+
+    The ascending order is cut into quantile groups
+    (:func:`quantile_group_lengths`); group ``g`` merges runs of
+    ``merge_rates[g]`` consecutive tokens into one key token.
+
+    **Remainder rule** (this project's; the reference needs multiples): a group
+    of ``L`` tokens whose length is not a multiple of its rate ``r`` is padded
+    at its least significant end with copies of its least significant token up
+    to ``ceil(L / r) * r``, so it yields ``ceil(L / r)`` key tokens and its
+    most significant runs stay aligned as they would be without padding.
+    An empty group yields none. At the reference's sizes nothing is padded.
+    E.g. 9 tokens at rates (4, 2, 1): groups (2, 5, 2) give 1 + 3 + 2 keys from
+    positions ``[0, 0, 0, 1 | 2, 2, 3, 4, 5, 6 | 7, 8]``.
+    """
+    return _cached_plan(num_tokens, tuple(merge_rates))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_plan(num_tokens: int, merge_rates: Tuple[int, ...]) -> ReallocationPlan:
+    # Plans depend on the token count only: one per stage size and stage.
+    return ReallocationPlan(num_tokens, merge_rates)
+
+
+def key_token_shares(significance: torch.Tensor, merge_rates: Sequence[int], stable_sort: bool = False) -> torch.Tensor:
+    """How many key tokens each token turns into after reallocation.
+
+    A token of a group of ``L`` tokens that merges into ``K`` keys gets
+    ``K / L`` (e.g. ``1/196`` in the least significant group of stage 1), so
+    the shares of a region add up to the key tokens it received. Uses the
+    row-major order (the first half of the heads).
+
+    Args:
+        significance (Tensor): ``(B, H, W)`` map of a hybrid-scale block.
+        merge_rates (Sequence[int]): The stage's rates, e.g.
+            ``SGFormer.merge_rates[stage]``.
+
+    Returns:
+        Tensor: ``(B, H, W)`` shares, summing to the number of key tokens.
+    """
+    b, h, w = significance.shape
+    flat = significance.reshape(b, h * w)
+    order = torch.sort(flat, dim=1, stable=True)[1] if stable_sort else torch.sort(flat, dim=1)[1]
+    plan = reallocation_plan(h * w, merge_rates)
+    per_group = [count / length if length else 0. for count, length in zip(plan.counts, plan.lengths)]
+    sorted_shares = torch.cat([
+        torch.full((length, ), share, dtype=torch.float32, device=flat.device)
+        for length, share in zip(plan.lengths, per_group)
+    ])
+    shares = torch.empty_like(flat, dtype=torch.float32)
+    shares.scatter_(1, order, sorted_shares.expand(b, -1))
+    return shares.reshape(b, h, w)
+
+
+# ---------------------------------------------------------------------------
+# Position embedding and checkpoints
+# ---------------------------------------------------------------------------
+def sincos_pos_embed(dim: int, grid: Size) -> torch.Tensor:
+    """2-D sin-cos table ``(H·W, dim)`` of a row-major ``grid`` (the MAE layout).
+
+    The first half of the channels encodes the column index, the second half
+    the row index; each half is ``[sin(p·ω), cos(p·ω)]`` with
+    ``ω_k = 10000^(-k / (dim / 4))``.
+    """
+    if dim % 4:
+        raise ValueError(f'sin-cos position embedding needs dim divisible by 4, got {dim}')
+    omega = 1. / 10000**(torch.arange(dim // 4, dtype=torch.float64) / (dim / 4.))
+    rows, cols = torch.meshgrid(torch.arange(grid[0], dtype=torch.float64),
+                                torch.arange(grid[1], dtype=torch.float64), indexing='ij')
+
+    def encode(pos: torch.Tensor) -> torch.Tensor:
+        angles = pos.reshape(-1, 1) * omega
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    return torch.cat([encode(cols), encode(rows)], dim=1).float()
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, src_grid: Size, dst_grid: Size) -> torch.Tensor:
+    """Bicubically resize a ``(1, H·W, C)`` table from ``src_grid`` to ``dst_grid``."""
+    c = pos_embed.shape[-1]
+    grid = pos_embed.reshape(1, *src_grid, c).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=tuple(dst_grid), mode='bicubic', align_corners=False)
+    return grid.flatten(2).transpose(1, 2)
+
+
+def convert_sgformer_state_dict(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Bring an SG-Former state dict to this project's (= the released) key names.
+
+    Accepts the released weights (already in this format), this project's
+    files, and whole detectors / segmentors / mmpretrain classifiers: their
+    ``backbone.*`` keys are taken and a classifier's ``head.fc.*`` becomes the
+    released ``head.*``. Wrappers (``state_dict_ema`` ...) and ``module.`` are
+    removed earlier by :func:`mmvit_backbones.checkpoint.extract_state_dict`.
+    """
+    if not any(key.startswith('backbone.') for key in state_dict):
+        return OrderedDict(state_dict)
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith('backbone.'):
+            out[key[len('backbone.'):]] = value
+        elif key.startswith('head.fc.'):
+            out['head.' + key[len('head.fc.'):]] = value
+    return out
