@@ -130,3 +130,16 @@ def test_readme_table_matches_docs(zoo):
     docs = without_links('docs/model_zoo.md')
     assert len(docs) == 84
     assert without_links('README.md') == docs
+
+
+def test_flops_of_sgformer_where_token_groups_are_padded():
+    """Tracing SG-Former away from its native sizes (token groups padded to their merge
+    rates) gives the FLOPs of its eager forward's key counts, not an index error."""
+    from mmvit_backbones.analysis import get_flops as count
+    from mmvit_backbones.models.backbones.sg_former import SGFormer, reallocation_plan
+
+    arch = dict(embed_dims=[16, 32, 64, 128], depths=[2, 2, 2, 1], num_heads=[2, 2, 4, 8])
+    model = SGFormer(arch, out_indices=(0, ))  # stage 1 only: one HS and one SG block
+    native, padded = count(model, (3, 224, 224))['flops'], count(model, (3, 120, 168))['flops']
+    assert reallocation_plan(30 * 42, SGFormer.merge_rates[0]).padded
+    assert padded > 0 and padded != native

@@ -1,7 +1,7 @@
 """Write the model-zoo tables: measured params/FLOPs of every config beside the papers' figures.
 
     python tools/analysis_tools/generate_model_zoo.py [--out docs/model_zoo.md] [--readme README.md]
-        [--only 'configs/sgformer/*'] [--device cuda] [--jobs 4]
+        [--only 'configs/sgformer/*' | --render-only] [--device cuda] [--jobs 4]
 
 The models and the papers' figures (parameters, FLOPs, metrics, released
 weights) come from ``configs/*/metafile.yml``; parameters and FLOPs are
@@ -11,10 +11,13 @@ The tables are written between ``<!-- model-zoo-start -->`` and
 ``<!-- model-zoo-end -->`` of ``--out`` (created if needed) and, with
 ``--readme``, of that file too, with links relative to each file.
 ``--only`` re-measures the matching configs and keeps the other rows of
-``--out`` as they are.
+``--out`` as they are; ``--render-only`` measures nothing and rewrites the
+tables from ``--out`` (e.g. into ``--readme``). Configs that build the same
+model (e.g. Mask R-CNN 1x and 3x) are measured once.
 """
 import argparse
 import fnmatch
+import json
 import os
 import os.path as osp
 import re
@@ -174,12 +177,21 @@ def measure(config: str, device: str) -> Tuple[str, float, float, Dict[str, int]
     return config, result['params'] / 1e6, result['flops'] / 1e9, result['unsupported_ops']
 
 
+def model_key(config: str) -> str:
+    """What the measurement depends on: the library and the model settings of ``config``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, config))
+    return json.dumps([cfg.get('default_scope'), cfg.to_dict()['model']], sort_keys=True, default=str)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Measure every config of the zoo and write the tables')
     parser.add_argument('--out', default=osp.join(REPO, 'docs', 'model_zoo.md'), help='markdown file to write')
     parser.add_argument('--readme', help='also write the tables between the markers of this file')
     parser.add_argument('--only', nargs='+', metavar='GLOB',
                         help='re-measure only these configs (e.g. "configs/pale/*"); other rows keep their values')
+    parser.add_argument('--render-only', action='store_true',
+                        help='measure nothing: rewrite the tables from the values already in --out')
     parser.add_argument('--device', default='cpu', help='device to run the models on, e.g. cuda')
     parser.add_argument('--jobs', type=int, default=1, help='configs measured in parallel processes')
     return parser.parse_args()
@@ -195,22 +207,29 @@ def main() -> None:
         raise SystemExit(f'configs without a metafile entry: {missing}')
 
     measured: Dict[str, Tuple[float, float]] = {}
-    if args.only and osp.exists(args.out):
+    if (args.only or args.render_only) and osp.exists(args.out):
         with open(args.out) as f:
             for path, row in read_table_rows(f.read()).items():
                 if row.get(PARAMS, '-') != '-' and row.get(FLOPS, '-') != '-':
                     measured[path] = (float(row[PARAMS]), float(row[FLOPS]))
-    todo = [c for c in configs if not args.only or any(fnmatch.fnmatch(c, pattern) for pattern in args.only)]
+    todo = [] if args.render_only else [
+        c for c in configs if not args.only or any(fnmatch.fnmatch(c, pattern) for pattern in args.only)]
+    same_model: Dict[str, List[str]] = {}
+    for config in todo:
+        same_model.setdefault(model_key(config), []).append(config)
+    first = [group[0] for group in same_model.values()]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context('spawn')) as pool:
-            results = list(pool.map(measure, todo, [args.device] * len(todo)))
+            results = pool.map(measure, first, [args.device] * len(first))
     else:
-        results = [measure(config, args.device) for config in todo]
-    for config, params, flops, skipped in results:
-        measured[config] = (params, flops)
-        print(f'{config}: {params:.2f} M params, {flops:.1f} GFLOPs', flush=True)
+        results = (measure(config, args.device) for config in first)
+    for (_, params, flops, skipped), group in zip(results, same_model.values()):
+        for same in group:
+            measured[same] = (params, flops)
+        print(f'{", ".join(group)}: {params:.2f} M params, {flops:.1f} GFLOPs', flush=True)
         if skipped:
             print(f'  not counted: {skipped}', flush=True)
+        write_tables(args.out, models, measured, create=True)  # progress survives an interruption
 
     write_tables(args.out, models, measured, create=True)
     if args.readme:
