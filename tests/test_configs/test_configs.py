@@ -378,3 +378,38 @@ def test_config_builds_and_runs(path):
         'cls': {'loss'},
     }[name.pipeline]
     assert expected <= set(losses), sorted(losses)
+
+
+# ----------------------------------------------------------------------------
+# Released ImageNet checkpoints fit the classification configs (tools/test.py).
+# ----------------------------------------------------------------------------
+RELEASED_KEY_LISTS = {  # tests/fixtures/keys: name TAB shape of the authors' files
+    'configs/sgformer/sg-s_8xb128_in1k.py': 'sg_former_s',
+    'configs/sgformer/sg-m_8xb128_in1k.py': 'sg_former_m',
+    'configs/sgformer/sg-b_8xb128_in1k.py': 'sg_former_b',
+    'configs/crossformer/crossformer-s_8xb128_in1k.py': 'crossformer_s',
+    'configs/crossformerpp/crossformerpp-s_8xb128_in1k.py': 'crossformerpp_s',
+}
+
+
+@pytest.mark.parametrize('path,key_list', sorted(RELEASED_KEY_LISTS.items()),
+                         ids=[osp.basename(p)[:-3] for p in sorted(RELEASED_KEY_LISTS)])
+def test_released_classifier_fits_the_config(path, key_list):
+    """What the offline converter writes with --classifier from a released file has
+    exactly the keys and shapes of the config's model, so tools/test.py evaluates it."""
+    from mmvit_backbones.checkpoint import to_classifier_state_dict
+    from mmvit_backbones.models.backbones.crossformer import convert_crossformer_state_dict
+    from mmvit_backbones.models.backbones.sg_former import convert_sgformer_state_dict
+
+    released = {}
+    with open(osp.join(REPO, 'tests', 'fixtures', 'keys', f'{key_list}.txt')) as f:
+        for line in f:
+            key, shape = line.rstrip('\n').split('\t')
+            released[key] = torch.empty(tuple(int(s) for s in shape.strip('()').split(',') if s.strip()))
+    convert = convert_sgformer_state_dict if key_list.startswith('sg') else convert_crossformer_state_dict
+    converted = to_classifier_state_dict(convert(released))
+
+    with torch.device('meta'):
+        model = load_tool('get_flops').build_model(load_config(path))
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    assert {key: tuple(value.shape) for key, value in converted.items()} == expected
