@@ -326,7 +326,9 @@ def check_param_count(num_params: int, name: ConfigName, path: str) -> None:
         assert 'Parameters' in entry.get('Note', ''), (
             f'{name.stem}: {num_params / 1e6:.2f}M params vs {paper}M in the paper ({relative:.1%}), unexplained')
         with open(osp.join(REPO, 'docs', 'configs.md')) as f:
-            assert name.stem in f.read(), f'docs/configs.md does not explain the parameter count of {name.stem}'
+            rows = [line for line in f if line.startswith('|') and f'`{name.stem}`' in line]
+        assert rows, f'docs/configs.md does not explain the parameter count of {name.stem}'
+        assert f'| {num_params / 1e6:.2f} |' in rows[0], f'docs/configs.md gives a stale count for {name.stem}'
 
 
 def is_smallest_variant(name: ConfigName) -> bool:
