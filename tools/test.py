@@ -31,6 +31,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-dir', help='draw predictions into this directory (inside the work dir)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. test_dataloader.batch_size=2')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation with the config's tta_model and tta_pipeline "
+                        "(e.g. the multi-scale + flip test of the ADE20K configs)")
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -53,6 +56,16 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
         hook[out_key] = show_dir
 
 
+def enable_tta(cfg: Config) -> None:
+    """Wrap the model in the config's ``tta_model`` and test with its ``tta_pipeline``."""
+    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    if missing:
+        raise ValueError(f'--tta needs {" and ".join(missing)} in the config')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
 def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -63,6 +76,8 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
+    if args.tta:
+        enable_tta(cfg)
 
     prepare_cpu_distributed(cfg, args.launcher)
     if 'runner_type' in cfg:

@@ -12,7 +12,7 @@ model = dict(
     neck=dict(out_channels=channels),
     decode_head=dict(in_channels=[channels] * 4, channels=channels, num_classes=4, norm_cfg=norm_cfg))
 
-max_iters = 600
+max_iters = 1500
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -693,7 +693,8 @@ def reallocation_plan(num_tokens: int, merge_rates: Sequence[int]) -> Reallocati
     E.g. 9 tokens at rates (4, 2, 1): groups (2, 5, 2) give 1 + 3 + 2 keys from
     positions ``[0, 0, 0, 1 | 2, 2, 3, 4, 5, 6 | 7, 8]``.
     """
-    return _cached_plan(num_tokens, tuple(merge_rates))
+    # int(): under jit tracing (FLOP counting) sizes read from tensor shapes are 0-dim tensors.
+    return _cached_plan(int(num_tokens), tuple(merge_rates))
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,0 +1,23 @@
+_base_ = [
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    'mmdet::_base_/datasets/coco_instance.py',
+    '../_base_/schedules/coco_adamw_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
+
+# CrossFormer++-S released ImageNet-1K checkpoint (as downloaded); see docs/configs.md.
+pretrained = 'checkpoints/crossformerpp-s_in1k.pth'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='CrossFormerPP',
+        arch='s',
+        # Dense tasks fine-tune with G=7, I=[8, 4, 2, 1], not the ImageNet
+        # PGS [4, 4, 14, 7] / [4, 2, 1, 1]: DPB makes the weights shareable.
+        group_size=[7, 7, 7, 7],
+        interval=[8, 4, 2, 1],
+        drop_path_rate=0.2,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[64, 128, 256, 512]))
