@@ -6,10 +6,6 @@ pretrained = 'checkpoints/crossformer-l_in1k.pth'
 model = dict(
     backbone=dict(
         arch='l',
-        # G [14, 14, 7, 7], I [16, 8, 2, 1]: the setting of the released
-        # Semantic FPN CrossFormer-L model (larger groups in stages 1-2).
-        group_size=[14, 14, 7, 7],
-        interval=[16, 8, 2, 1],
         drop_path_rate=0.5,
         init_cfg=dict(checkpoint=pretrained)),
     neck=dict(in_channels=[128, 256, 512, 1024]))

@@ -6,10 +6,6 @@ pretrained = 'checkpoints/crossformer-s_in1k.pth'
 model = dict(
     backbone=dict(
         arch='s',
-        # G [14, 14, 7, 7], I [16, 8, 2, 1]: the setting of the released
-        # Semantic FPN CrossFormer-S model (larger groups in stages 1-2).
-        group_size=[14, 14, 7, 7],
-        interval=[16, 8, 2, 1],
         drop_path_rate=0.2,
         init_cfg=dict(checkpoint=pretrained)),
     neck=dict(in_channels=[96, 192, 384, 768]))
