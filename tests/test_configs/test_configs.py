@@ -5,6 +5,7 @@ number of parameters and runs a forward pass on CPU.
 The expectations below are written from the issue and the specs (interface of
 the backbones, the papers' recipes), not read back from the configs.
 """
+import copy
 import functools
 import importlib.util
 import math
@@ -339,7 +340,7 @@ def is_smallest_variant(name: ConfigName) -> bool:
 def test_config_builds_and_runs(path):
     name = ConfigName(path)
     build_model = load_tool('get_flops').build_model
-    cfg = load_config(path).copy()
+    cfg = copy.deepcopy(load_config(path))  # the overrides below must not reach the cache
     # The full-size model, on the meta device (no memory, no initialisation), for its parameters.
     with torch.device('meta'):
         num_params = sum(p.numel() for p in build_model(cfg).parameters())
