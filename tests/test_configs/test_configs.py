@@ -340,7 +340,7 @@ def is_smallest_variant(name: ConfigName) -> bool:
 def test_config_builds_and_runs(path):
     name = ConfigName(path)
     build_model = load_tool('get_flops').build_model
-    cfg = copy.deepcopy(load_config(path))  # the overrides below must not reach the cache
+    cfg = copy.deepcopy(load_config(path))  # the cached config stays untouched
     # The full-size model, on the meta device (no memory, no initialisation), for its parameters.
     with torch.device('meta'):
         num_params = sum(p.numel() for p in build_model(cfg).parameters())
