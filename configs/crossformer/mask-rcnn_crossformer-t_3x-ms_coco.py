@@ -1,5 +1,5 @@
 _base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    '../_base_/models/mask-rcnn_fpn_amp.py',
     '../_base_/datasets/coco_instance_ms-480-800.py',
     '../_base_/schedules/coco_adamw_3x.py',
     'mmdet::_base_/default_runtime.py',

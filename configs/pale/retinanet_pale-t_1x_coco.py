@@ -1,5 +1,5 @@
 _base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    '../_base_/models/retinanet_fpn_amp.py',
     'mmdet::_base_/datasets/coco_detection.py',
     '../_base_/schedules/coco_adamw_1x.py',
     'mmdet::_base_/default_runtime.py',

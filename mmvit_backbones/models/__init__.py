@@ -1,1 +1,1 @@
-from . import backbones  # noqa: F401
+from . import backbones, losses  # noqa: F401

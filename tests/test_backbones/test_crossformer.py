@@ -525,9 +525,10 @@ def test_frozen_stages_kept_through_train():
     assert model.layers[2].blocks[0].attn.qkv.weight.grad is not None
 
 
-def test_with_cp_same_outputs_and_grads():
+@pytest.mark.parametrize('with_cp', [True, 'selective'])
+def test_with_cp_same_outputs_and_grads(with_cp):
     plain = randomize_(CrossFormer(arch=MICRO), seed=7).train()
-    checkpointed = CrossFormer(arch=MICRO, with_cp=True).train()
+    checkpointed = CrossFormer(arch=MICRO, with_cp=with_cp).train()
     checkpointed.load_state_dict(plain.state_dict())
     img = torch.randn(1, 3, 64, 96)
     outs = []

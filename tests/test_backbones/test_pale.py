@@ -355,17 +355,18 @@ def test_with_cp(monkeypatch):
     x = torch.randn(2, 3, 40, 50)
     grads = []
     outputs = []
-    for with_cp in (False, True):
+    for with_cp in (False, True, 'selective'):
         model = tiny(with_cp=with_cp, drop_path_rate=0.).eval()  # eval: BN statistics do not move
         outs = model(x)
         sum((o * o).mean() for o in outs).backward()
         outputs.append(outs)
         grads.append([p.grad.clone() for p in model.parameters()])
-    assert calls == [False] * sum(TINY['depths'])
-    for a, b in zip(*outputs):
-        torch.testing.assert_close(a, b)
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b)
+    assert calls == [False] * 2 * sum(TINY['depths'])
+    for checkpointed in (1, 2):
+        for a, b in zip(outputs[0], outputs[checkpointed]):
+            torch.testing.assert_close(a, b)
+        for a, b in zip(grads[0], grads[checkpointed]):
+            torch.testing.assert_close(a, b)
 
 
 def test_drop_path_rates():

@@ -474,15 +474,16 @@ def test_with_cp_gives_the_same_outputs_and_gradients(monkeypatch):
     monkeypatch.setattr(cp, 'checkpoint', recording)
     x = torch.rand(2, 3, 32, 36)
     results = []
-    for with_cp in (False, True):
+    for with_cp in (False, True, 'selective'):
         model = tiny(with_cp=with_cp, drop_path_rate=0.).train()
         loss = sum(o.square().mean() for o in model(x))
         loss.backward()
         results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
     assert calls and set(calls) == {False}
-    torch.testing.assert_close(results[0][0], results[1][0])
-    for name, grad in results[0][1].items():
-        torch.testing.assert_close(results[1][1][name], grad, msg=name)
+    for loss, grads in results[1:]:
+        torch.testing.assert_close(loss, results[0][0])
+        for name, grad in results[0][1].items():
+            torch.testing.assert_close(grads[name], grad, msg=name)
 
 
 def test_fused_and_plain_attention_paths_agree():

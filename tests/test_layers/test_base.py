@@ -59,6 +59,8 @@ def test_constructor_and_input_errors():
         TwoStage(frozen_stages=3)
     with pytest.raises(ValueError, match='in_channels'):
         TwoStage(in_channels=0)
+    with pytest.raises(ValueError, match=r"with_cp must be False, True or 'selective', got 'full'"):
+        TwoStage(with_cp='full')
     net = TwoStage()
     with pytest.raises(ValueError, match=r'4-D .* got shape \(3, 8, 8\)'):
         net.check_input(torch.zeros(3, 8, 8))

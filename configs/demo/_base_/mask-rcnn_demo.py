@@ -1,6 +1,6 @@
 # Mask R-CNN sized for the demo: 128x128 images, a slim FPN and heads, trained from scratch on CPU.
 # A demo config inherits this and sets model.backbone (with _delete_=True) and model.neck.in_channels.
-_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', './shapes_instance.py', 'mmdet::_base_/default_runtime.py']
+_base_ = ['../../_base_/models/mask-rcnn_fpn_amp.py', './shapes_instance.py', 'mmdet::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
 
 channels = 64

@@ -1,5 +1,5 @@
 # RetinaNet with CrossFormer-S (full size, from scratch) on the shapes data at COCO geometry.
-_base_ = ['mmdet::_base_/models/retinanet_r50_fpn.py', './_base_/coco_geometry.py']
+_base_ = ['../../_base_/models/retinanet_fpn_amp.py', './_base_/coco_geometry.py']
 model = dict(
     backbone=dict(_delete_=True, type='CrossFormer', arch='s'),
     neck=dict(in_channels=[96, 192, 384, 768], start_level=1, add_extra_convs='on_input'),

@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...checkpoint import load_pretrained
+from ..layers import check_checkpoint_mode
 
 
 def resolve_arch(arch: Union[str, Mapping], arch_zoo: Mapping[str, Mapping],
@@ -59,7 +60,11 @@ class MultiScaleBackbone(BaseModule):
             and the first ``k`` stages (eval mode, no gradients, kept through
             ``train()``), as ResNet's ``frozen_stages`` does.
         norm_eval (bool): Keep every BatchNorm in eval mode while training.
-        with_cp (bool): Activation checkpointing of each block.
+        with_cp (bool | str): Activation checkpointing of each block: ``True``
+            recomputes whole blocks in backward (least memory, about a third
+            more compute); ``'selective'`` keeps matrix-product, convolution
+            and attention outputs and recomputes only norms, activations and
+            copies (most of the saving for little compute).
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)``
             loads a released or converted checkpoint (``strict=False`` to load
             what fits despite key problems, ``prefix=`` to take a sub-model);
@@ -75,7 +80,7 @@ class MultiScaleBackbone(BaseModule):
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         owner = type(self).__name__
@@ -88,7 +93,7 @@ class MultiScaleBackbone(BaseModule):
         self.out_indices = parse_out_indices(out_indices, self.num_stages, owner)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self.with_cp = check_checkpoint_mode(with_cp, owner)
 
     # -- hooks for subclasses -------------------------------------------------
     def stem_modules(self) -> List[nn.Module]:

@@ -150,7 +150,8 @@ class CrossFormer(MultiScaleBackbone):
             Defaults to -1.
         norm_eval (bool): Keep BatchNorm layers in eval mode (there are none
             in CrossFormer; kept for a uniform interface). Defaults to False.
-        with_cp (bool): Activation checkpointing of each block. Defaults to False.
+        with_cp (bool | str): Activation checkpointing of each block: ``True``,
+            ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`). Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=FILE)``
             loads released classification files, whole mmdet/mmseg models
             (their ``backbone.*``) or converted files; see
@@ -180,7 +181,7 @@ class CrossFormer(MultiScaleBackbone):
                  out_norms: bool = False,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, with_cp=with_cp, init_cfg=init_cfg)
@@ -434,7 +435,7 @@ class CrossFormerStage(nn.Module):
                  drop_path_rates: Sequence[float],
                  use_acl: bool,
                  downsample: bool,
-                 with_cp: bool = False) -> None:
+                 with_cp: Union[bool, str] = False) -> None:
         super().__init__()
         self.with_cp = with_cp
         self.blocks = nn.ModuleList(
@@ -453,7 +454,7 @@ class CrossFormerStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
-            x = maybe_checkpoint(block, x, enabled=self.with_cp)
+            x = maybe_checkpoint(block, x, with_cp=self.with_cp)
         return x
 
 

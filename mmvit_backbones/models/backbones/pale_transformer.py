@@ -83,7 +83,8 @@ class PaleTransformer(MultiScaleBackbone):
             Defaults to -1.
         norm_eval (bool): Keep the BatchNorms of the Q/K/V convolutions in
             eval mode while training. Defaults to False.
-        with_cp (bool): Activation checkpointing of each block (non-reentrant).
+        with_cp (bool | str): Activation checkpointing of each block: ``True``,
+            ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`).
             Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads weights trained with this project (backbone, classifier or
@@ -112,7 +113,7 @@ class PaleTransformer(MultiScaleBackbone):
                  conv_norm_cfg: Optional[dict] = None,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, with_cp=with_cp, init_cfg=init_cfg)
@@ -232,12 +233,12 @@ class PaleStage(BaseModule):
         drop_path_rates (Sequence[float]): One per block.
         norm_cfg (dict): Token norm.
         conv_norm_cfg (dict): Norm of the separable Q/K/V convolutions.
-        with_cp (bool): Checkpoint each block.
+        with_cp (bool | str): Checkpoint mode of each block.
     """
 
     def __init__(self, in_channels: int, embed_dims: int, depth: int, num_heads: int, pale_size: int,
                  mlp_ratio: float, patch_size: int, patch_stride: int, drop_path_rates: Sequence[float],
-                 norm_cfg: dict, conv_norm_cfg: dict, with_cp: bool = False) -> None:
+                 norm_cfg: dict, conv_norm_cfg: dict, with_cp: Union[bool, str] = False) -> None:
         super().__init__()
         self.pale_size = (pale_size, pale_size)
         self.with_cp = with_cp
@@ -259,7 +260,7 @@ class PaleStage(BaseModule):
         # Every block of the stage shares the grouping and padding masks.
         layout = pale_layout(size, self.pale_size, x.device)
         for block in self.blocks:
-            x = maybe_checkpoint(block, x, layout, enabled=self.with_cp and x.requires_grad)
+            x = maybe_checkpoint(block, x, layout, with_cp=self.with_cp if x.requires_grad else False)
         return x, size
 
 

@@ -87,7 +87,8 @@ class SGFormer(MultiScaleBackbone):
             the first ``frozen_stages`` stages. Defaults to -1 (nothing).
         norm_eval (bool): Keep BatchNorms in eval mode (SG-Former has none; kept
             for interface compatibility). Defaults to False.
-        with_cp (bool): Activation checkpointing of every block (non-reentrant).
+        with_cp (bool | str): Activation checkpointing of every block: ``True``,
+            ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`).
             Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=FILE)``
             loads a released training file (``state_dict_ema`` preferred), a bare
@@ -127,7 +128,7 @@ class SGFormer(MultiScaleBackbone):
                  stable_sort: bool = False,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, with_cp=with_cp, init_cfg=init_cfg)
@@ -259,7 +260,7 @@ class SGFormer(MultiScaleBackbone):
     def _forward(self, x: torch.Tensor,
                  keep_significance: bool) -> Tuple[Tuple[torch.Tensor, ...], List[torch.Tensor]]:
         self.check_input(x)
-        checkpointing = self.with_cp and torch.is_grad_enabled()
+        checkpointing = self.with_cp if torch.is_grad_enabled() else False
         outs, maps = [], []
         for i in range(self.num_stages):
             x, size = getattr(self, f'patch_embed{i + 1}')(x)  # NCHW map to tokens
@@ -267,7 +268,7 @@ class SGFormer(MultiScaleBackbone):
                 x = x + self._pos_embed_at(size)
             significance = kept = None
             for block in getattr(self, f'block{i + 1}'):
-                x, significance = maybe_checkpoint(block, x, size, significance, enabled=checkpointing)
+                x, significance = maybe_checkpoint(block, x, size, significance, with_cp=checkpointing)
                 if significance is not None:
                     kept = significance
             x = nlc_to_nchw(getattr(self, f'norm{i + 1}')(x), size).contiguous()
