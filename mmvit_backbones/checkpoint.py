@@ -13,7 +13,9 @@ Two concerns live here, shared by every backbone family:
   keep mmengine's own loaders. Set ``MMVIT_WEIGHTS_ONLY=1`` to forbid the
   fallback. Only load local checkpoints you trust: unpickling runs code.
 * **Key reporting.** :func:`load_state_dict_loudly` names every missing,
-  unexpected or mis-shaped key and raises unless the caller opts out.
+  unexpected or mis-shaped key and raises unless the caller opts out;
+  :func:`fill_missing_output_norms` is the one allowed gap (output norms a
+  checkpoint trained for other outputs does not have).
 """
 import fnmatch
 import logging
@@ -21,7 +23,7 @@ import os
 import os.path as osp
 import pickle
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -110,6 +112,37 @@ def strip_backbone_prefix(state_dict: Mapping[str, Any]) -> 'OrderedDict[str, An
     if not any(k.startswith('backbone.') for k in state_dict):
         return OrderedDict(state_dict)
     return OrderedDict((k[len('backbone.'):], v) for k, v in state_dict.items() if k.startswith('backbone.'))
+
+
+def fill_missing_output_norms(module: nn.Module, state_dict: MutableMapping[str, torch.Tensor],
+                              norm_names: Iterable[str]) -> List[str]:
+    """Give output norms that a checkpoint lacks the module's own initial weights.
+
+    A checkpoint trained with other ``out_indices`` (or a released classifier,
+    which has no per-stage output norms) lacks some of the output norms of a
+    dense-prediction backbone. Each named submodule of which the checkpoint has
+    *no* key at all takes its tensors from ``module.state_dict()`` (its fresh
+    initialisation, as when fine-tuning), and the names are logged. A norm the
+    checkpoint has in part, and every other key, is left alone, so that the
+    loader still reports it as missing, unexpected or mis-shaped.
+
+    Args:
+        module (nn.Module): The backbone that will load ``state_dict``.
+        state_dict (MutableMapping): Converted weights, updated in place.
+        norm_names (Iterable[str]): Names of the output-norm submodules of
+            ``module`` (e.g. ``['norm0', 'norm3']``).
+
+    Returns:
+        list[str]: The sorted names of the norms that were filled in.
+    """
+    own = module.state_dict()
+    present = {key.split('.')[0] for key in state_dict}
+    filled = sorted((set(norm_names) & {key.split('.')[0] for key in own}) - present)
+    if filled:
+        state_dict.update((k, v) for k, v in own.items() if k.split('.')[0] in filled)
+        print_log(f'{type(module).__name__}: the checkpoint has no output norms {", ".join(filled)}; '
+                  'they keep their initialisation.', logger='current')
+    return filled
 
 
 def _matches(key: str, patterns: Iterable[str]) -> bool:

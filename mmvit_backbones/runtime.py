@@ -1,11 +1,14 @@
 """Runner set-up shared by ``tools/train.py`` and ``tools/test.py``."""
+import argparse
 import os
 import os.path as osp
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 
 def prepare_cpu_distributed(cfg: Config, launcher: str) -> None:
@@ -45,3 +48,40 @@ def set_local_rank_env(local_rank: int) -> None:
     """``torch.distributed.launch`` passes ``--local-rank``; mmengine reads the env var."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+def build_runner(args: argparse.Namespace, configure: Optional[Callable[[Config], None]] = None) -> Runner:
+    """Load a config from the command line of a tool and build its runner.
+
+    The steps ``tools/train.py`` and ``tools/test.py`` share, in order: set
+    ``LOCAL_RANK`` from ``--local-rank``, load the config, record the launcher,
+    apply ``--cfg-options``, resolve the work dir (see :func:`resolve_work_dir`),
+    let the tool adapt the config, prepare a CPU-only distributed launch (see
+    :func:`prepare_cpu_distributed`) and build the runner: the config's
+    ``runner_type`` through the ``RUNNERS`` registry, else mmengine's
+    :class:`~mmengine.runner.Runner`.
+
+    Args:
+        args (argparse.Namespace): Parsed arguments with ``config`` (path),
+            ``cfg_options`` (dict or None), ``work_dir`` (str or None),
+            ``launcher`` (str) and ``local_rank`` (int).
+        configure (Callable[[Config], None], optional): Applies the tool's own
+            options to the loaded config in place (e.g. ``--amp``, ``--resume``,
+            the checkpoint to test). It sees the resolved ``cfg.work_dir`` and
+            runs before the runner is built. Defaults to None.
+
+    Returns:
+        Runner: The runner, not yet started.
+    """
+    set_local_rank_env(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    if configure is not None:
+        configure(cfg)
+    prepare_cpu_distributed(cfg, args.launcher)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

@@ -8,11 +8,9 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmvit_backbones  # noqa: F401  (registers models, trusted local checkpoint loading)
-from mmvit_backbones.runtime import prepare_cpu_distributed, resolve_work_dir, set_local_rank_env
+from mmvit_backbones.runtime import build_runner
 
 # Visualisation hooks of the three libraries and the switches that turn them on.
 VISUALIZATION_HOOKS = {
@@ -37,9 +35,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    return parser.parse_args()
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:
@@ -66,24 +62,18 @@ def enable_tta(cfg: Config) -> None:
     cfg.model = cfg.tta_model
 
 
-def main() -> None:
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+def apply_test_options(cfg: Config, args: argparse.Namespace) -> None:
+    """Apply the checkpoint, ``--show-dir`` and ``--tta`` to the loaded config."""
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.tta:
         enable_tta(cfg)
 
-    prepare_cpu_distributed(cfg, args.launcher)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+
+def main() -> None:
+    args = parse_args()
+    runner = build_runner(args, configure=lambda cfg: apply_test_options(cfg, args))
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')

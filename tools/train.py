@@ -8,11 +8,9 @@ import logging
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmvit_backbones  # noqa: F401  (registers models, trusted local checkpoint loading)
-from mmvit_backbones.runtime import prepare_cpu_distributed, resolve_work_dir, set_local_rank_env
+from mmvit_backbones.runtime import build_runner
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,19 +30,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    return parser.parse_args()
 
 
-def main() -> None:
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
-
+def apply_train_options(cfg: Config, args: argparse.Namespace) -> None:
+    """Apply ``--amp``, ``--auto-scale-lr`` and ``--resume`` to the loaded config."""
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper == 'AmpOptimWrapper':
@@ -68,11 +58,10 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    prepare_cpu_distributed(cfg, args.launcher)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+
+def main() -> None:
+    args = parse_args()
+    runner = build_runner(args, configure=lambda cfg: apply_train_options(cfg, args))
     runner.train()
 
 

@@ -12,6 +12,7 @@ from mmvit_backbones.checkpoint import (
     CheckpointMismatchError,
     convert_checkpoint_file,
     extract_state_dict,
+    fill_missing_output_norms,
     load_state_dict_loudly,
     load_trusted_local,
     strip_backbone_prefix,
@@ -107,6 +108,33 @@ def test_loud_loading_opt_out_loads_what_fits_and_expected_extras_pass():
     report = load_state_dict_loudly(fresh, state, expected_extra=['head.*'], strict=False)
     assert report['missing'] == ['norm.weight']
     torch.testing.assert_close(fresh.norm.bias, source.norm.bias)
+
+
+class TwoNorms(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.norm0 = nn.LayerNorm(4)
+        self.norm1 = nn.LayerNorm(4)
+
+
+def test_fill_missing_output_norms_takes_absent_norms_only():
+    model, source = TwoNorms(), TwoNorms()
+    for norm in (source.norm0, source.norm1):
+        nn.init.normal_(norm.weight)
+    checkpoint = OrderedDict((k, v) for k, v in source.state_dict().items() if not k.startswith('norm0.'))
+    # norm0 is absent: it keeps the model's own tensors; names the model lacks are skipped.
+    assert fill_missing_output_norms(model, checkpoint, ['norm0', 'norm1', 'norm7']) == ['norm0']
+    assert list(checkpoint)[-2:] == ['norm0.weight', 'norm0.bias']
+    load_state_dict_loudly(model, checkpoint)
+    torch.testing.assert_close(model.norm0.weight, torch.ones(4))
+    torch.testing.assert_close(model.norm1.weight, source.norm1.weight)
+    # A norm the checkpoint has in part is not completed: the loader still names the missing key.
+    del checkpoint['norm1.bias']
+    assert fill_missing_output_norms(TwoNorms(), checkpoint, ['norm0', 'norm1']) == []
+    with pytest.raises(CheckpointMismatchError, match=r'missing keys \(1\): norm1\.bias'):
+        load_state_dict_loudly(TwoNorms(), checkpoint)
 
 
 def test_classifier_layout_and_offline_conversion(tmp_path):

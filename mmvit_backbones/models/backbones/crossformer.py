@@ -21,6 +21,7 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch import nn
 
+from ...checkpoint import fill_missing_output_norms, strip_backbone_prefix
 from ...registry import register_model
 from ..layers import (
     DropPath,
@@ -276,14 +277,7 @@ class CrossFormer(MultiScaleBackbone):
         state_dict = convert_crossformer_state_dict(state_dict)
         if self.out_norms:
             # The released weights have no output norms: keep their fresh initialisation.
-            own = self.state_dict()
-            added = [k for k in own if k.split('.')[0] in {f'norm{i}' for i in self.out_indices}
-                     and k not in state_dict]
-            for key in added:
-                state_dict[key] = own[key]
-            if added:
-                print_log(f'{type(self).__name__}: output norms {sorted({k.split(".")[0] for k in added})} '
-                          'are not in the checkpoint and keep their initialisation.', logger='current')
+            fill_missing_output_norms(self, state_dict, [f'norm{i}' for i in self.out_indices])
         return state_dict
 
     def init_weights_from_scratch(self) -> None:
@@ -350,13 +344,10 @@ def convert_crossformer_state_dict(state_dict: Mapping[str, torch.Tensor]) -> 'O
     if any(key.startswith('backbone.') for key in state_dict):
         print_log('CrossFormer checkpoint: a whole model; taking its backbone.', logger='current',
                   level=logging.DEBUG)
-        converted = OrderedDict()
-        for key, value in state_dict.items():
-            if key.startswith('backbone.'):
-                converted[key[len('backbone.'):]] = value
-            elif key.startswith('head.fc.'):
-                converted['head.' + key[len('head.fc.'):]] = value
-        state_dict = converted
+        head = [('head.' + key[len('head.fc.'):], value) for key, value in state_dict.items()
+                if key.startswith('head.fc.')]
+        state_dict = strip_backbone_prefix(state_dict)
+        state_dict.update(head)
     return OrderedDict((key, value) for key, value in state_dict.items()
                        if not key.endswith(OBSOLETE_BUFFER_SUFFIXES))
 

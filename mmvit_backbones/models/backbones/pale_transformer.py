@@ -19,13 +19,12 @@ from typing import List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 from mmcv.cnn import DepthwiseSeparableConvModule, build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
-from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_init
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...checkpoint import strip_backbone_prefix
+from ...checkpoint import fill_missing_output_norms, strip_backbone_prefix
 from ...registry import register_model
 from ..layers import (
     DropPath,
@@ -196,13 +195,7 @@ class PaleTransformer(MultiScaleBackbone):
         state_dict = strip_backbone_prefix(state_dict)
         if not any(key.startswith('stages.') for key in state_dict):
             return state_dict  # not a Pale Transformer: let the loader name every key
-        own = self.state_dict()
-        fresh = sorted({key.split('.')[0] for key in own if key.startswith('norm')} -
-                       {key.split('.')[0] for key in state_dict})
-        if fresh:
-            print_log(f'{type(self).__name__}: the checkpoint has no {", ".join(fresh)} (trained with other '
-                      'out_indices); they keep their initialisation.', logger='current')
-            state_dict.update((k, v) for k, v in own.items() if k.split('.')[0] in fresh)
+        fill_missing_output_norms(self, state_dict, [f'norm{i}' for i in self.out_indices])
         return state_dict
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
