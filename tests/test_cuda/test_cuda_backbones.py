@@ -5,6 +5,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mmvit_backbones.models.backbones import CrossFormer, CrossFormerPP, PaleTransformer, SGFormer
+from mmvit_backbones.models.backbones.sg_former import HybridScaleAttention, SelfGuidedAttention
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
@@ -62,14 +63,41 @@ def test_unbiased_bf16_attention_takes_a_flash_kernel(name):
         forward_backward(model, x, torch.bfloat16)
 
 
-@pytest.mark.parametrize('name', sorted(BACKBONES))
+@pytest.mark.parametrize('name', sorted(set(BACKBONES) - {'sgformer'}))
 def test_cuda_fp32_matches_cpu(name):
     torch.manual_seed(0)
     model = BACKBONES[name]().eval()
+    with torch.no_grad():  # weight matrices larger than the init's: larger activations, a stricter check
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0, 0.05)
     x = torch.randn(1, 3, 113, 150)
     with torch.no_grad():
         expected = model(x)
         got = model.cuda()(x.cuda())
+    for out, ref in zip(got, expected):
+        torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_sgformer_attentions_cuda_fp32_match_cpu():
+    """SG-Former piece by piece: the whole network is not continuous across devices.
+
+    Its significances tie exactly (padding, the coarse map's nearest upsampling), and CPU and CUDA sorts
+    order ties differently; near-ties flip on 1e-7 rounding differences. Either moves a stage output by
+    1e-3 (measured on the CPU: stable vs default sort, an input change of 1e-7). So each attention is
+    compared alone, the self-guided one on a tie-free significance map.
+    """
+    torch.manual_seed(0)
+    hybrid = HybridScaleAttention(32, 4, sr_ratio=4, window_size=7)  # 29x38: padded windows and merge
+    guided = SelfGuidedAttention(32, 4, (4, 2, 1))
+    for module in (hybrid, guided):
+        for param in module.parameters():
+            param.data.normal_(0, 0.1)
+    size = (29, 38)
+    x, significance = torch.randn(2, size[0] * size[1], 32), torch.rand(2, *size)
+    with torch.no_grad():
+        expected = (*hybrid(x, size), guided(x, size, significance)[0])
+        got = (*hybrid.cuda()(x.cuda(), size), guided.cuda()(x.cuda(), size, significance.cuda())[0])
     for out, ref in zip(got, expected):
         torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
 

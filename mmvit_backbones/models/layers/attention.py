@@ -53,12 +53,11 @@ def attention(q: torch.Tensor,
     return out
 
 
-def attention_with_probs(q: torch.Tensor,
-                         k: torch.Tensor,
-                         v: torch.Tensor,
-                         bias: Optional[torch.Tensor] = None,
-                         scale: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The plain path of :func:`attention`, also returning the probabilities.
+def attention_probs(q: torch.Tensor,
+                    k: torch.Tensor,
+                    bias: Optional[torch.Tensor] = None,
+                    scale: Optional[float] = None) -> torch.Tensor:
+    """softmax(q · scale kᵀ + bias): the probabilities of the plain path.
 
     q is scaled before ``q @ kᵀ`` (as the reference implementations do).
     """
@@ -66,5 +65,14 @@ def attention_with_probs(q: torch.Tensor,
     logits = (q * scale) @ k.transpose(-2, -1)
     if bias is not None:
         logits = logits + bias.to(logits.dtype)
-    probs = logits.softmax(dim=-1)
+    return logits.softmax(dim=-1)
+
+
+def attention_with_probs(q: torch.Tensor,
+                         k: torch.Tensor,
+                         v: torch.Tensor,
+                         bias: Optional[torch.Tensor] = None,
+                         scale: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The plain path of :func:`attention`, also returning the probabilities."""
+    probs = attention_probs(q, k, bias, scale)
     return probs @ v, probs
