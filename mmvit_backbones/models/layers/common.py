@@ -59,7 +59,7 @@ def _save_matmul_outputs(ctx, op, *args, **kwargs) -> cp.CheckpointPolicy:
     return cp.CheckpointPolicy.PREFER_RECOMPUTE
 
 
-def check_checkpoint_mode(with_cp, owner: str) -> Union[bool, str]:
+def check_checkpoint_mode(with_cp: Union[bool, str], owner: str) -> Union[bool, str]:
     """Validate a ``with_cp`` argument: ``False``, ``True`` or ``'selective'``."""
     if not (isinstance(with_cp, bool) or with_cp == 'selective'):
         raise ValueError(f"{owner}: with_cp must be False, True or 'selective', got {with_cp!r}")
