@@ -217,6 +217,25 @@ def load_pretrained(module: nn.Module,
     return load_state_dict_loudly(module, state_dict, expected_extra, strict=strict, source=filename)
 
 
+def from_whole_model_state_dict(state_dict: Mapping[str, Any]) -> 'OrderedDict[str, Any]':
+    """The backbone (and linear head) keys of a whole detector / segmentor / classifier.
+
+    ``backbone.*`` loses its prefix and an mmpretrain ``head.fc.*`` becomes
+    ``head.*`` (the inverse of :func:`to_classifier_state_dict`), in their
+    order; necks and dense heads are dropped. A state dict with no
+    ``backbone.`` key is returned unchanged.
+    """
+    if not any(k.startswith('backbone.') for k in state_dict):
+        return OrderedDict(state_dict)
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith('backbone.'):
+            out[key[len('backbone.'):]] = value
+        elif key.startswith('head.fc.'):
+            out['head.' + key[len('head.fc.'):]] = value
+    return out
+
+
 def to_classifier_state_dict(state_dict: Mapping[str, torch.Tensor],
                              head_prefix: str = 'head.') -> 'OrderedDict[str, torch.Tensor]':
     """Lay a converted backbone state dict out as an mmpretrain ``ImageClassifier``.

@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch import nn
 
-from ...checkpoint import fill_missing_output_norms, strip_backbone_prefix
+from ...checkpoint import fill_missing_output_norms, from_whole_model_state_dict
 from ...registry import register_model
 from ..layers import (
     DropPath,
@@ -344,10 +344,7 @@ def convert_crossformer_state_dict(state_dict: Mapping[str, torch.Tensor]) -> 'O
     if any(key.startswith('backbone.') for key in state_dict):
         print_log('CrossFormer checkpoint: a whole model; taking its backbone.', logger='current',
                   level=logging.DEBUG)
-        head = [('head.' + key[len('head.fc.'):], value) for key, value in state_dict.items()
-                if key.startswith('head.fc.')]
-        state_dict = strip_backbone_prefix(state_dict)
-        state_dict.update(head)
+        state_dict = from_whole_model_state_dict(state_dict)
     return OrderedDict((key, value) for key, value in state_dict.items()
                        if not key.endswith(OBSOLETE_BUFFER_SUFFIXES))
 

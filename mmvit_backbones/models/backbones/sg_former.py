@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_init
 from torch import nn
 
+from ...checkpoint import from_whole_model_state_dict
 from ...registry import register_model
 from ..layers import (
     DropPath,
@@ -833,12 +834,4 @@ def convert_sgformer_state_dict(state_dict: Mapping[str, torch.Tensor]) -> 'Orde
     released ``head.*``. Wrappers (``state_dict_ema`` ...) and ``module.`` are
     removed earlier by :func:`mmvit_backbones.checkpoint.extract_state_dict`.
     """
-    if not any(key.startswith('backbone.') for key in state_dict):
-        return OrderedDict(state_dict)
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        if key.startswith('backbone.'):
-            out[key[len('backbone.'):]] = value
-        elif key.startswith('head.fc.'):
-            out['head.' + key[len('head.fc.'):]] = value
-    return out
+    return from_whole_model_state_dict(state_dict)
