@@ -7,8 +7,10 @@ from typing import Callable, Optional
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.registry import RUNNERS
+from mmengine.registry import MODELS, RUNNERS, DefaultScope, init_default_scope
 from mmengine.runner import Runner
+from mmengine.utils import import_modules_from_strings
+from torch import nn
 
 
 def prepare_cpu_distributed(cfg: Config, launcher: str) -> None:
@@ -85,3 +87,26 @@ def build_runner(args: argparse.Namespace, configure: Optional[Callable[[Config]
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def build_model_from_config(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
+    """Build ``model_cfg`` (default ``cfg.model``) as mmengine's Runner would.
+
+    The config's ``custom_imports`` are imported and its ``default_scope``
+    (mmdet, mmseg, mmpretrain) decides which library's registry builds it.
+
+    Args:
+        cfg (Config): A loaded config.
+        model_cfg (dict, optional): What to build, e.g. ``cfg.model.backbone``.
+            Defaults to ``cfg.model``.
+
+    Returns:
+        nn.Module: The built model, not initialised.
+    """
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    scope = cfg.get('default_scope')
+    if scope is not None:
+        init_default_scope(scope)
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(cfg.model if model_cfg is None else model_cfg)

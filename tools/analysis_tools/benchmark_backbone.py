@@ -67,22 +67,17 @@ def build_model(spec: str, geometry: str, size: Tuple[int, int], options: Option
             return timm.create_model(name, pretrained=False, **options)
         return timm.create_model(name, pretrained=False, features_only=True, img_size=size, **options)
 
-    from mmengine.registry import MODELS, DefaultScope, init_default_scope
+    from mmengine.registry import MODELS
 
     import mmvit_backbones  # noqa: F401  (registers the backbones)
     if spec.endswith('.py'):
         from mmengine.config import Config
-        from mmengine.utils import import_modules_from_strings
+
+        from mmvit_backbones.runtime import build_model_from_config
         cfg = Config.fromfile(spec)
-        if cfg.get('custom_imports'):
-            import_modules_from_strings(**cfg.custom_imports)
-        scope = cfg.get('default_scope')
-        if scope is not None:
-            init_default_scope(scope)
         model_cfg = cfg.model.get('backbone', cfg.model).copy()
         model_cfg.update(options)
-        with DefaultScope.overwrite_default_scope(scope):
-            return MODELS.build(model_cfg)
+        return build_model_from_config(cfg, model_cfg)
     if ':' not in spec:
         raise ValueError(f'cannot read model {spec!r}: use Type:arch, a config .py file or timm:NAME')
     model_type, arch = spec.split(':', 1)

@@ -19,9 +19,9 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import MODELS, DefaultScope, init_default_scope
-from mmengine.utils import import_modules_from_strings
 from torch import nn
+
+from mmvit_backbones.runtime import build_model_from_config
 
 #: Input size (H, W) the papers state their FLOPs at, by the config's default scope.
 DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048), 'mmpretrain': (224, 224)}
@@ -32,17 +32,10 @@ def build_model(cfg: Config) -> nn.Module:
 
     Synchronised BatchNorm becomes plain BatchNorm, so that no process group is needed.
     """
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    scope = cfg.get('default_scope')
-    if scope is not None:
-        init_default_scope(scope)
     model_cfg = cfg.model.copy()
     if cfg.get('data_preprocessor') is not None:  # mmpretrain keeps it at the top level
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(model_cfg)
-    return revert_sync_batchnorm(model)
+    return revert_sync_batchnorm(build_model_from_config(cfg, model_cfg))
 
 
 class DetectorTensorMode(nn.Module):
