@@ -369,6 +369,18 @@ def test_with_cp(monkeypatch):
             torch.testing.assert_close(a, b)
 
 
+def test_with_cp_checkpoints_blocks_after_a_frozen_stem(monkeypatch):
+    # frozen_stages=0 freezes the first patch merging: its output needs no grad, the blocks after it do.
+    import torch.utils.checkpoint as cp
+    calls = []
+    original = cp.checkpoint
+    monkeypatch.setattr(cp, 'checkpoint', lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    model = tiny(with_cp=True, frozen_stages=0).train()
+    sum(o.mean() for o in model(torch.randn(1, 3, 40, 50))).backward()
+    assert len(calls) == sum(TINY['depths'])
+    assert model.stages[0].blocks[0].mlp.fc1.weight.grad is not None
+
+
 def test_drop_path_rates():
     model = tiny(drop_path_rate=0.3)
     blocks = [b for s in model.stages for b in s.blocks]

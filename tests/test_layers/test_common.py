@@ -61,6 +61,19 @@ def test_selective_checkpointing_keeps_less_than_plain_and_more_than_full(monkey
     assert kept[True] < kept['selective'] < 0.8 * kept[False]
 
 
+def test_no_checkpointing_without_autograd(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cp, 'checkpoint', lambda *args, **kwargs: calls.append(1))
+    block = Block().eval()
+    x = torch.randn(2, 8, 16)
+    with torch.no_grad():
+        out = maybe_checkpoint(block, x, with_cp='selective')
+    assert not calls
+    torch.testing.assert_close(out, block(x))
+    maybe_checkpoint(block, x, with_cp=True)
+    assert calls == [1]
+
+
 def test_check_checkpoint_mode():
     assert check_checkpoint_mode('selective', 'Net') == 'selective'
     assert check_checkpoint_mode(False, 'Net') is False

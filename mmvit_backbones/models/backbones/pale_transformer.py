@@ -253,7 +253,7 @@ class PaleStage(BaseModule):
         # Every block of the stage shares the grouping and padding masks.
         layout = pale_layout(size, self.pale_size, x.device)
         for block in self.blocks:
-            x = maybe_checkpoint(block, x, layout, with_cp=self.with_cp if x.requires_grad else False)
+            x = maybe_checkpoint(block, x, layout, with_cp=self.with_cp)
         return x, size
 
 

@@ -263,7 +263,6 @@ class SGFormer(MultiScaleBackbone):
     def _forward(self, x: torch.Tensor,
                  keep_significance: bool) -> Tuple[Tuple[torch.Tensor, ...], List[torch.Tensor]]:
         self.check_input(x)
-        checkpointing = self.with_cp if torch.is_grad_enabled() else False
         outs, maps = [], []
         for i in range(self.num_stages):
             x, size = getattr(self, f'patch_embed{i + 1}')(x)  # NCHW map to tokens
@@ -271,7 +270,7 @@ class SGFormer(MultiScaleBackbone):
                 x = x + self._pos_embed_at(size)
             significance = kept = None
             for block in getattr(self, f'block{i + 1}'):
-                x, significance = maybe_checkpoint(block, x, size, significance, with_cp=checkpointing)
+                x, significance = maybe_checkpoint(block, x, size, significance, with_cp=self.with_cp)
                 if significance is not None:
                     kept = significance
             x = nlc_to_nchw(getattr(self, f'norm{i + 1}')(x), size).contiguous()

@@ -77,9 +77,10 @@ def maybe_checkpoint(fn: Callable, *args, with_cp: Union[bool, str]) -> Any:
     a Python dispatch mode over every op, which slows a host-bound eager step
     far more (1.4-3.5x there); under CUDA graphs or ``torch.compile`` that
     cost is gone. Non-reentrant checkpointing works with DDP, unused
-    parameters and inputs that do not require grad.
+    parameters and inputs that do not require grad. Without autograd
+    (inference, ``no_grad``) there is nothing to save and ``fn`` runs as is.
     """
-    if not with_cp:
+    if not with_cp or not torch.is_grad_enabled():
         return fn(*args)
     if with_cp == 'selective':
         context_fn = functools.partial(cp.create_selective_checkpoint_contexts, _save_matmul_outputs)
