@@ -522,7 +522,7 @@ class HybridScaleAttention(LePEAttention):
         k, v = self.kv1(merged).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
         out, probs = _attend_and_weigh(q, k, v, None, d**-0.5)
         # Attention received by each coarse key: mean over heads, then queries.
-        received = _as_float(probs).mean(1).mean(1).reshape(b, 1, *coarse_size)
+        received = probs.mean(1).mean(1).reshape(b, 1, *coarse_size)
         received = F.interpolate(received, size=padded.shape[1:3], mode='nearest')
         return out.transpose(1, 2).reshape(b, n, c // 2), received[:, 0, :h, :w]
 
@@ -543,7 +543,7 @@ class HybridScaleAttention(LePEAttention):
         out = out.permute(0, 2, 3, 1, 4).reshape(-1, ws * ws, c // 2)
         out = grid_reverse(out, padded_size, (ws, ws))[:, :h, :w].reshape(b, n, c // 2)
 
-        probs = _as_float(probs).mean(1)  # (B, windows, queries, keys)
+        probs = probs.mean(1)  # (B, windows, queries, keys)
         if key_bias is None:
             received = probs.mean(-2)
         else:  # mean over the real queries of each window
@@ -645,17 +645,19 @@ class GlobalAttention(LePEAttention):
 
 def _attend_and_weigh(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor],
                       scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Attention output and its probabilities, detached, for the significance.
+    """Attention output and its probabilities, detached and float32, for the significance.
 
     ``q``/``k``/``v`` are ``(B, heads, [windows,] tokens, d)``; ``bias`` (keys
     of padded windows) broadcasts against the logits. On the fused path the
     output comes from SDPA (fused backward) and the probabilities from a
     softmax without autograd: the significance is not differentiated, so
     gradients are the plain path's while no queries x keys tensor is saved.
+    The significance is reduced and sorted in float32 even under bf16
+    autocast (``float()`` is a no-op in float32: the reference's reductions).
     """
     if not fused_attention_enabled():
         out, probs = attention_with_probs(q, k, v, bias, scale)
-        return out, probs.detach()
+        return out, probs.detach().float()
     # SDPA's fused kernels take 4-D inputs: fold the windows into the head axis
     # (head-major, matching the bias repeated once per head).
     if q.dim() == 4:
@@ -667,13 +669,7 @@ def _attend_and_weigh(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: O
         out = out.unflatten(1, heads_windows)
     with torch.no_grad():
         probs = attention_probs(q, k, bias, scale)
-    return out, probs
-
-
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    # Significance is reduced and sorted in fp32 even under bf16 autocast (a
-    # no-op in fp32, which keeps the reference's reductions).
-    return x if x.dtype == torch.float32 else x.float()
+    return out, probs.float()
 
 
 # ---------------------------------------------------------------------------
