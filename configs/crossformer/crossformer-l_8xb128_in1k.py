@@ -1,8 +1,4 @@
 _base_ = './crossformer-t_8xb128_in1k.py'
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
-
 model = dict(
-    backbone=dict(
-        arch='l',
-        drop_path_rate=0.5),
+    backbone=dict(arch='l', drop_path_rate=0.5),
     head=dict(in_channels=1024))

@@ -1,11 +1,7 @@
 _base_ = './mask-rcnn_crossformer-t_3x-ms_coco.py'
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
 
 # CrossFormer-S released ImageNet-1K checkpoint (as downloaded); see docs/configs.md.
 pretrained = 'checkpoints/crossformer-s_in1k.pth'
 model = dict(
-    backbone=dict(
-        arch='s',
-        drop_path_rate=0.2,
-        init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(arch='s', drop_path_rate=0.2, init_cfg=dict(checkpoint=pretrained)),
     neck=dict(in_channels=[96, 192, 384, 768]))

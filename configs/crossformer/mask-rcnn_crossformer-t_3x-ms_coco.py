@@ -1,27 +1,4 @@
-_base_ = [
-    '../_base_/models/mask-rcnn_fpn_amp.py',
-    '../_base_/datasets/coco_instance_ms-480-800.py',
-    '../_base_/schedules/coco_adamw_3x.py',
-    'mmdet::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
-
-# CrossFormer-T released ImageNet-1K checkpoint (as downloaded); see docs/configs.md.
-pretrained = 'checkpoints/crossformer-t_in1k.pth'
+_base_ = ['../_base_/recipes/mask-rcnn_3x-ms_coco.py', './_base_/dense_backbone.py']
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='CrossFormer',
-        arch='t',
-        # G=7, I=[8, 4, 2, 1] as on ImageNet. lda_version=1 is the 2021
-        # long-distance attention (fixed interval I, groups that grow with the
-        # image) that trained the released COCO/ADE20K models; 2 is the current
-        # code (fixed G x G groups spaced I apart).
-        group_size=[7, 7, 7, 7],
-        interval=[8, 4, 2, 1],
-        lda_version=1,
-        # No dense CrossFormer-T model in the papers: the ImageNet rate.
-        drop_path_rate=0.1,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone=_base_.backbone,
     neck=dict(in_channels=[64, 128, 256, 512]))

@@ -1,12 +1,8 @@
 _base_ = './upernet_crossformer-t_8xb2-160k_ade20k-512x512.py'
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
 
 # CrossFormer-S released ImageNet-1K checkpoint (as downloaded); see docs/configs.md.
 pretrained = 'checkpoints/crossformer-s_in1k.pth'
 model = dict(
-    backbone=dict(
-        arch='s',
-        drop_path_rate=0.2,
-        init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(arch='s', drop_path_rate=0.2, init_cfg=dict(checkpoint=pretrained)),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384))

@@ -1,37 +1,5 @@
-_base_ = [
-    'mmseg::_base_/models/upernet_r50.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    '../_base_/schedules/ade20k_upernet_adamw_160k.py',
-    'mmseg::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
-
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
-# CrossFormer-T released ImageNet-1K checkpoint (as downloaded); see docs/configs.md.
-pretrained = 'checkpoints/crossformer-t_in1k.pth'
+_base_ = ['../_base_/recipes/upernet_8xb2-160k_ade20k-512x512.py', './_base_/dense_backbone.py']
 model = dict(
-    data_preprocessor=data_preprocessor,
-    pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='CrossFormer',
-        arch='t',
-        # G=7, I=[8, 4, 2, 1] as on ImageNet. lda_version=1 is the 2021
-        # long-distance attention (fixed interval I, groups that grow with the
-        # image) that trained the released COCO/ADE20K models; 2 is the current
-        # code (fixed G x G groups spaced I apart).
-        group_size=[7, 7, 7, 7],
-        interval=[8, 4, 2, 1],
-        lda_version=1,
-        # No dense CrossFormer-T model in the papers: the ImageNet rate.
-        drop_path_rate=0.1,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    decode_head=dict(in_channels=[64, 128, 256, 512], num_classes=150),
-    auxiliary_head=dict(in_channels=256, num_classes=150))
-
-# 8 GPUs x 2 images = batch 16.
-train_dataloader = dict(batch_size=2)
-# Single-scale test by default; `tools/test.py --tta` runs the multi-scale
-# (0.5-1.75) + flip test of the papers (`tta_pipeline` of the ADE20K base).
+    backbone=_base_.backbone,
+    decode_head=dict(in_channels=[64, 128, 256, 512]),
+    auxiliary_head=dict(in_channels=256))

@@ -1,12 +1,7 @@
 _base_ = './fpn_crossformerpp-s_8xb2-80k_ade20k-512x512.py'
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
 
 # CrossFormer++-H released ImageNet-1K checkpoint (as downloaded); see docs/configs.md.
 pretrained = 'checkpoints/crossformerpp-h_in1k.pth'
 model = dict(
-    backbone=dict(
-        arch='h',
-        # No dense-task rate is given for ++H: the ImageNet one of the paper.
-        drop_path_rate=0.7,
-        init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(arch='h', drop_path_rate=0.7, init_cfg=dict(checkpoint=pretrained)),
     neck=dict(in_channels=[128, 256, 512, 1024]))

@@ -1,27 +1,4 @@
-_base_ = [
-    '../_base_/models/mask-rcnn_fpn_amp.py',
-    '../_base_/datasets/coco_instance_ms-480-800.py',
-    '../_base_/schedules/coco_adamw_3x.py',
-    'mmdet::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
-
-# CrossFormer++-S released ImageNet-1K checkpoint (as downloaded); see docs/configs.md.
-pretrained = 'checkpoints/crossformerpp-s_in1k.pth'
+_base_ = ['../_base_/recipes/mask-rcnn_3x-ms_coco.py', './_base_/dense_backbone.py']
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='CrossFormerPP',
-        arch='s',
-        # Dense tasks fine-tune with G=7, I=[8, 4, 2, 1], not the ImageNet
-        # PGS [4, 4, 14, 7] / [4, 2, 1, 1]: DPB makes the weights shareable.
-        # lda_version=1, the 2021 long-distance attention (fixed interval I,
-        # groups that grow with the image): the paper's dense FLOPs are this
-        # model's (see docs/configs.md); 2 is the authors' current code.
-        group_size=[7, 7, 7, 7],
-        interval=[8, 4, 2, 1],
-        lda_version=1,
-        drop_path_rate=0.2,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone=_base_.backbone,
     neck=dict(in_channels=[64, 128, 256, 512]))

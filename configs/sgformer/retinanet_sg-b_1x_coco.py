@@ -1,11 +1,7 @@
 _base_ = './retinanet_sg-s_1x_coco.py'
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
 
 # SG-Former-B released ImageNet-1K checkpoint (the .pth.tar file, as downloaded); see docs/configs.md.
 pretrained = 'checkpoints/sgformer-b_in1k.pth'
 model = dict(
-    backbone=dict(
-        arch='b',
-        drop_path_rate=0.4,
-        init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(arch='b', drop_path_rate=0.4, init_cfg=dict(checkpoint=pretrained)),
     neck=dict(in_channels=[192, 384, 768]))

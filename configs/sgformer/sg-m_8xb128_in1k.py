@@ -1,8 +1,4 @@
 _base_ = './sg-s_8xb128_in1k.py'
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
-
 model = dict(
-    backbone=dict(
-        arch='m',
-        drop_path_rate=0.2),
+    backbone=dict(arch='m', drop_path_rate=0.2),
     head=dict(in_channels=512))

@@ -1,21 +1,4 @@
-_base_ = [
-    '../_base_/models/imagenet_classifier.py',
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmvit_backbones'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(
-        type='SGFormer',
-        arch='s',
-        drop_path_rate=0.1,
-        out_indices=(3, )),
-    head=dict(in_channels=512))
-
-# 8 GPUs x 128 images = batch 1024 (lr 1e-3 in the schedule base).
-train_dataloader = dict(batch_size=128)
+_base_ = ['../_base_/recipes/imagenet_8xb128.py', './_base_/classifier.py']
 
 # Evaluation preprocessing of the released checkpoints (timm 0.3.4 defaults):
 # shorter side to 248 (= 224 / 0.9, bicubic), center crop 224, ImageNet mean/std.

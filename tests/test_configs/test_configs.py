@@ -281,6 +281,49 @@ def test_config_recipe(path):
         assert backbone.conv_norm_cfg.type == 'SyncBN'
 
 
+def is_smallest_variant(name: ConfigName) -> bool:
+    return name.variant == FAMILIES[name.family][2][0]
+
+
+LARGER_SIZE_FILES = [p for p in CONFIG_FILES if not is_smallest_variant(ConfigName(p))]
+
+
+def changed_leaves(a, b, prefix: str = '') -> set:
+    """Dotted paths of the values that differ between two config dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set().union(*(changed_leaves(a.get(k), b.get(k), f'{prefix}{k}.') for k in set(a) | set(b)))
+    return set() if a == b and type(a) is type(b) else {prefix[:-1]}
+
+
+# What a larger size may change in the smallest config of its pipeline (docs/configs.md).
+SIZE_SETTINGS = {
+    'pretrained', 'model.backbone.arch', 'model.backbone.drop_path_rate', 'model.backbone.init_cfg.checkpoint',
+    'model.neck.in_channels', 'model.decode_head.in_channels', 'model.auxiliary_head.in_channels',
+    'model.head.in_channels'}
+# What the 3x schedule changes in the 1x one: the multi-scale training pipeline and 36 epochs.
+SCHEDULE_3X_SETTINGS = {
+    'train_pipeline', 'train_dataloader.dataset.pipeline', 'max_epochs', 'train_cfg.max_epochs',
+    'param_scheduler'}
+
+
+@pytest.mark.parametrize('path', LARGER_SIZE_FILES, ids=[osp.basename(p)[:-3] for p in LARGER_SIZE_FILES])
+def test_larger_size_changes_only_the_size_settings(path):
+    name = ConfigName(path)
+    smallest = path.replace(f'-{name.variant}_', f'-{FAMILIES[name.family][2][0]}_')
+    changed = changed_leaves(load_config(smallest).to_dict(), load_config(path).to_dict())
+    assert changed <= SIZE_SETTINGS, sorted(changed - SIZE_SETTINGS)
+    assert {'model.backbone.arch', 'model.backbone.drop_path_rate'} <= changed
+
+
+@pytest.mark.parametrize('path', [p for p in CONFIG_FILES if p.endswith('_3x-ms_coco.py')],
+                         ids=[i for i in CONFIG_IDS if i.endswith('_3x-ms_coco')])
+def test_3x_config_changes_only_the_schedule_of_its_1x(path):
+    one = load_config(path.replace('_3x-ms_coco.py', '_1x_coco.py')).to_dict()
+    three = load_config(path).to_dict()
+    changed = changed_leaves(one, three)
+    assert changed == SCHEDULE_3X_SETTINGS, sorted(changed ^ SCHEDULE_3X_SETTINGS)
+
+
 # ----------------------------------------------------------------------------
 # Building: parameters and a forward pass.
 # ----------------------------------------------------------------------------
@@ -330,10 +373,6 @@ def check_param_count(num_params: int, name: ConfigName, path: str) -> None:
             rows = [line for line in f if line.startswith('|') and f'`{name.stem}`' in line]
         assert rows, f'docs/configs.md does not explain the parameter count of {name.stem}'
         assert f'| {num_params / 1e6:.2f} |' in rows[0], f'docs/configs.md gives a stale count for {name.stem}'
-
-
-def is_smallest_variant(name: ConfigName) -> bool:
-    return name.variant == FAMILIES[name.family][2][0]
 
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=CONFIG_IDS)

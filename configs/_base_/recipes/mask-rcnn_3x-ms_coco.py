@@ -1,0 +1,20 @@
+# The papers' 3x recipe: the 1x one with 36 epochs (lr steps after epochs 27 and
+# 33) and multi-scale training: the shorter side is drawn from [480, 800], the
+# longer side capped at 1333. Testing is unchanged (1333x800).
+_base_ = './mask-rcnn_1x_coco.py'
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomResize', scale=[(1333, 480), (1333, 800)], keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+max_epochs = 36
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1),
+]
