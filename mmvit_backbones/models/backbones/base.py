@@ -61,7 +61,7 @@ def check_rate(value: Any, name: str, owner: str, high: Optional[float] = 1.) ->
     if high is None and not value > 0:
         raise ValueError(f'{owner}: {name} must be > 0, got {value!r}')
     if high is not None and not 0 <= value < high:
-        raise ValueError(f'{owner}: {name} must be in [0, {high}), got {value!r}')
+        raise ValueError(f'{owner}: {name} must be in [0, {high:g}), got {value!r}')
     return value
 
 
