@@ -259,9 +259,10 @@ def test_empty_batch_gives_empty_outputs_of_the_right_shapes(name, size):
     assert [tuple(o.shape) for o in model(torch.randn(0, 3, *size))] == expected_shapes(name, 0, size, (0, 2, 3))
 
 
-def test_crossformer_minimum_size_applies_to_empty_batches_too():
+@pytest.mark.parametrize('batch', [1, 0])
+def test_crossformer_minimum_size_applies_to_empty_batches_too(batch):
     with pytest.raises(ValueError, match='at least 32x32'):
-        build('crossformer')(torch.randn(0, 3, 31, 64))
+        build('crossformer')(torch.randn(batch, 3, 31, 64))
 
 
 # -- robustness: arguments ---------------------------------------------------------------

@@ -354,8 +354,8 @@ class CrossScalePatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Outside autocast: cuDNN runs these 3-channel, large-kernel convs about
-        # twice as slowly in bf16 as in fp32 (H100, docs/benchmarks), and the
+        # Outside autocast: cuDNN has no fast bf16 kernel for these 3-channel,
+        # large-kernel convs (docs/benchmarks/README.md, "Levers"), and the
         # image is fp32 anyway.
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = torch.cat([proj(x.to(proj.weight.dtype)) for proj in self.projs], dim=1)
