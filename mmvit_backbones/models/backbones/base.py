@@ -273,8 +273,9 @@ class MultiScaleBackbone(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, C_in, H, W)`` image to one ``(N, C_i, H_i, W_i)`` map per out index."""
         self.check_input(x)
-        autocast = torch.is_autocast_enabled(x.device.type)
-        dtype = torch.get_autocast_dtype(x.device.type) if autocast else x.dtype
+        device_type = x.device.type
+        autocast = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+        dtype = torch.get_autocast_dtype(device_type) if autocast else x.dtype
         if x.shape[0] == 0:
             sizes = self.output_sizes(tuple(x.shape[-2:]))
             return tuple(x.new_zeros((0, self.stage_channels[i], *sizes[i]), dtype=dtype) for i in self.out_indices)
@@ -314,7 +315,9 @@ class MultiScaleBackbone(BaseModule):
         return self
 
     # -- initialisation -------------------------------------------------------------
-    def _convert_for_loading(self, state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    def prepare_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        """What a ``Pretrained`` init_cfg loads: :meth:`convert_state_dict`, then
+        output norms the checkpoint lacks filled in from this module."""
         state_dict = dict(self.convert_state_dict(state_dict))
         own = self.state_dict()
         # Only a checkpoint of this family (some key fits) gets missing output norms filled in;
@@ -335,7 +338,7 @@ class MultiScaleBackbone(BaseModule):
                                  f'{sorted(unknown)}; valid: checkpoint, prefix, strict')
             if not cfg.get('checkpoint'):
                 raise ValueError(f'{type(self).__name__}: init_cfg Pretrained needs a checkpoint path')
-            load_pretrained(self, cfg['checkpoint'], self._convert_for_loading, self.expected_extra_keys,
+            load_pretrained(self, cfg['checkpoint'], self.prepare_state_dict, self.expected_extra_keys,
                             strict=cfg.get('strict', True), prefix=cfg.get('prefix'))
             self._is_init = True
         else:
