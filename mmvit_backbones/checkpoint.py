@@ -104,16 +104,6 @@ def extract_state_dict(checkpoint: Any, prefix: Optional[str] = None) -> 'Ordere
     return state_dict
 
 
-def strip_backbone_prefix(state_dict: Mapping[str, Any]) -> 'OrderedDict[str, Any]':
-    """Keep the ``backbone.*`` part of a whole detector / segmentor / classifier.
-
-    A state dict with no ``backbone.`` key is returned unchanged.
-    """
-    if not any(k.startswith('backbone.') for k in state_dict):
-        return OrderedDict(state_dict)
-    return OrderedDict((k[len('backbone.'):], v) for k, v in state_dict.items() if k.startswith('backbone.'))
-
-
 def fill_missing_output_norms(module: nn.Module, state_dict: MutableMapping[str, torch.Tensor],
                               norm_names: Iterable[str]) -> List[str]:
     """Give output norms that a checkpoint lacks the module's own initial weights.
@@ -220,6 +210,7 @@ def load_pretrained(module: nn.Module,
 def from_whole_model_state_dict(state_dict: Mapping[str, Any]) -> 'OrderedDict[str, Any]':
     """The backbone (and linear head) keys of a whole detector / segmentor / classifier.
 
+    The one place that handles whole-model prefixes for every family:
     ``backbone.*`` loses its prefix and an mmpretrain ``head.fc.*`` becomes
     ``head.*`` (the inverse of :func:`to_classifier_state_dict`), in their
     order; necks and dense heads are dropped. A state dict with no

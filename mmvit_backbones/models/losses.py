@@ -9,13 +9,12 @@ from ..registry import register_model
 class FP32FocalLoss(nn.Module):
     """mmdet's ``FocalLoss``, evaluated in float32 outside autocast.
 
-    On a GPU, mmdet's ``FocalLoss`` calls mmcv 2.1's CUDA sigmoid focal loss,
-    which has no bfloat16 kernel (``--amp`` in bf16 stops at the first
-    iteration) and in float16 rounds the sigmoid of a logit beyond about
-    +-11 to exactly 0 or 1, whose log is -inf: RetinaNet + CrossFormer-S
-    reached a NaN ``loss_cls`` after 50 fp16 iterations. The classification
-    logits are cast to float32 first; the result is the same as ``FocalLoss``
-    on float32 inputs.
+    On a GPU, mmdet's ``FocalLoss`` calls mmcv's CUDA sigmoid focal loss,
+    which has no bfloat16 kernel and in float16 rounds the sigmoid of large
+    logits to exactly 0 or 1, whose log is -inf (what was observed, and on
+    which mmcv versions: ``docs/benchmarks/README.md``, "End to end"). The
+    classification logits are cast to float32 first; the result is the same
+    as ``FocalLoss`` on float32 inputs.
 
     Args:
         **kwargs: The arguments of ``mmdet.models.losses.FocalLoss``

@@ -92,28 +92,16 @@ def test_block_types_alternate_and_stage4_is_global():
 
 
 def test_invalid_configs_raise_clear_errors():
-    with pytest.raises(ValueError, match="unknown arch 'x'"):
-        SGFormer(arch='x')
     with pytest.raises(ValueError, match='even depth'):
         SGFormer(arch=dict(TINY, depths=[2, 3, 2, 1]))
     with pytest.raises(ValueError, match='even num_heads'):
         SGFormer(arch=dict(TINY, num_heads=[1, 2, 4, 2]))
     with pytest.raises(ValueError, match='not divisible'):
         SGFormer(arch=dict(TINY, num_heads=[2, 2, 6, 2]))
-    with pytest.raises(ValueError, match='4 positive ints'):
+    with pytest.raises(ValueError, match='one per stage'):
         SGFormer(arch=dict(TINY, depths=[2, 2, 2]))
-    with pytest.raises(ValueError, match='drop_path_rate'):
-        SGFormer(arch=TINY, drop_path_rate=1.5)
     with pytest.raises(TypeError, match='stable_sort'):
         SGFormer(arch=TINY, stable_sort='yes')
-
-
-def test_bad_inputs_raise_clear_errors():
-    model = tiny().eval()
-    with pytest.raises(ValueError, match='4-D'):
-        model(torch.rand(3, 32, 32))
-    with pytest.raises(ValueError, match='3 input channels'):
-        model(torch.rand(1, 4, 32, 32))
 
 
 # -- semantics: position embedding, stem, FFN ------------------------------------
@@ -403,7 +391,8 @@ def test_key_token_shares_add_up_to_the_keys():
 
 
 # -- the whole backbone -----------------------------------------------------------
-@pytest.mark.parametrize('size', [(32, 32), (33, 47), (112, 137), (64, 2048), (2048, 32), (511, 513)])
+# The other sizes of the backbone contract are in test_contract.py.
+@pytest.mark.parametrize('size', [(112, 137), (64, 2048)])
 def test_any_input_size_gives_finite_features_of_the_right_shape(size):
     model = tiny().eval()
     with torch.no_grad():
@@ -427,13 +416,6 @@ def test_full_small_model_at_a_detection_like_size():
     assert all(torch.isfinite(o).all() for o in outs)
 
 
-def test_out_indices_select_stages():
-    model = tiny(out_indices=(1, -1)).eval()
-    with torch.no_grad():
-        outs = model(torch.rand(2, 3, 64, 64))
-    assert [tuple(o.shape) for o in outs] == [(2, 32, 8, 8), (2, 32, 2, 2)]
-
-
 def test_significance_on_request_without_touching_the_module():
     model = tiny().eval()
     x = torch.rand(2, 3, 64, 80)
@@ -453,65 +435,11 @@ def test_significance_on_request_without_touching_the_module():
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
-def test_frozen_stages_stay_frozen_through_train():
-    model = tiny(frozen_stages=1)
-    model.train()
-    frozen = [model.patch_embed1, model.block1, model.norm1]
-    assert not model.pos_embed.requires_grad
-    assert all(not p.requires_grad for m in frozen for p in m.parameters())
-    assert all(not m.training for m in frozen)
-    assert all(p.requires_grad for p in model.patch_embed2.parameters()) and model.block2.training
-
-
-def test_with_cp_gives_the_same_outputs_and_gradients(monkeypatch):
-    import torch.utils.checkpoint as cp
-    calls = []
-    original = cp.checkpoint
-
-    def recording(*args, **kwargs):
-        calls.append(kwargs.get('use_reentrant'))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(cp, 'checkpoint', recording)
-    x = torch.rand(2, 3, 32, 36)
-    results = []
-    for with_cp in (False, True, 'selective'):
-        model = tiny(with_cp=with_cp, drop_path_rate=0.).train()
-        loss = sum(o.square().mean() for o in model(x))
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    assert calls and set(calls) == {False}
-    for loss, grads in results[1:]:
-        torch.testing.assert_close(loss, results[0][0])
-        for name, grad in results[0][1].items():
-            torch.testing.assert_close(grads[name], grad, msg=name)
-
-
-def test_fused_and_plain_attention_paths_agree():
-    # Significance ties could reorder tokens between paths; continuous random weights avoid them.
-    # 57x45 pads the hybrid-scale windows (masked keys) and the coarse branch.
-    model = tiny(drop_path_rate=0.).eval()
-    x = torch.rand(2, 3, 57, 45)
-    results = []
-    for fused in (True, False):
-        with fused_attention(fused):
-            outs = model(x)
-        sum(o.square().mean() for o in outs).backward()
-        results.append(([o.detach() for o in outs], {n: p.grad.clone() for n, p in model.named_parameters()}))
-        model.zero_grad()
-    for a, b in zip(results[0][0], results[1][0]):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    # The fused path differentiates the SDPA output only, as the plain path does (significance is detached).
-    for name, grad in results[1][1].items():
-        torch.testing.assert_close(results[0][1][name], grad, rtol=1e-4, atol=1e-4, msg=name)
-
-
-def test_bf16_autocast_runs_and_is_finite():
+def test_significance_stays_float32_under_bf16_autocast():
     model = tiny().eval()
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         outs, maps = model.forward_with_significance(torch.rand(1, 3, 45, 61))
-    assert [tuple(o.shape) for o in outs] == [(1, c, *s) for c, s in zip(TINY['embed_dims'], stage_sizes(45, 61))]
-    assert all(torch.isfinite(o.float()).all() for o in outs)
+    assert [tuple(m.shape) for m in maps] == [(1, *s) for s in stage_sizes(45, 61)[:3]]
     assert all(m.dtype == torch.float32 and torch.isfinite(m).all() for m in maps)
 
 

@@ -13,9 +13,9 @@ from mmvit_backbones.checkpoint import (
     convert_checkpoint_file,
     extract_state_dict,
     fill_missing_output_norms,
+    from_whole_model_state_dict,
     load_state_dict_loudly,
     load_trusted_local,
-    strip_backbone_prefix,
     to_classifier_state_dict,
 )
 
@@ -76,10 +76,10 @@ def test_extract_state_dict_prefers_ema_and_applies_prefix():
         extract_state_dict([1, 2])
 
 
-def test_strip_backbone_prefix_keeps_only_the_backbone():
-    state = {'backbone.a': 1, 'neck.b': 2, 'backbone.c': 3}
-    assert strip_backbone_prefix(state) == {'a': 1, 'c': 3}
-    assert strip_backbone_prefix({'a': 1}) == {'a': 1}
+def test_whole_model_prefix_keeps_the_backbone_and_the_linear_head():
+    state = {'backbone.a': 1, 'neck.b': 2, 'backbone.c': 3, 'head.fc.weight': 4, 'decode_head.conv': 5}
+    assert list(from_whole_model_state_dict(state).items()) == [('a', 1), ('c', 3), ('head.weight', 4)]
+    assert from_whole_model_state_dict({'a': 1}) == {'a': 1}
 
 
 def test_loud_loading_names_every_problem():

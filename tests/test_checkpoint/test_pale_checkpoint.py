@@ -119,8 +119,9 @@ def test_classifier_checkpoint_into_dense_backbone(tmp_path):
     state_dict['head.weight'], state_dict['head.bias'] = torch.randn(1000, 512), torch.randn(1000)
     path = save(tmp_path, to_classifier_state_dict(state_dict))
     model = PaleTransformer('t')
-    report = load_pretrained(model, path, model.convert_state_dict, model.expected_extra_keys)
-    assert report == dict(missing=[], unexpected=[], mismatched=[], ignored=[])
+    report = load_pretrained(model, path, model.prepare_state_dict, model.expected_extra_keys)
+    # The classifier's head.fc.* becomes head.* (one whole-model rule for every family), dropped as expected.
+    assert report == dict(missing=[], unexpected=[], mismatched=[], ignored=['head.weight', 'head.bias'])
     assert_loaded(model, {k: v for k, v in state_dict.items() if not k.startswith('head.')})
     assert torch.equal(model.norm0.weight, torch.ones(64)) and torch.equal(model.norm2.bias, torch.zeros(256))
 

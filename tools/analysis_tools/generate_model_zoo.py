@@ -5,7 +5,7 @@
 
 The models and the papers' figures (parameters, FLOPs, metrics, released
 weights) come from ``configs/*/metafile.yml``; parameters and FLOPs are
-measured by ``get_flops.py`` (``config_complexity``) at the input size the
+measured by ``mmvit_backbones.analysis.config_complexity`` (what ``get_flops.py`` prints) at the input size the
 papers state: 224x224 for ImageNet, 1280x800 for COCO, 512x2048 for ADE20K.
 The tables are written between ``<!-- model-zoo-start -->`` and
 ``<!-- model-zoo-end -->`` of ``--out`` (created if needed) and, with
@@ -21,7 +21,6 @@ import json
 import os
 import os.path as osp
 import re
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from glob import glob
 from multiprocessing import get_context
@@ -168,10 +167,9 @@ def write_tables(path: str, models: List[dict], measured: Dict[str, Tuple[float,
 # -- measuring ---------------------------------------------------------------------------
 def measure(config: str, device: str) -> Tuple[str, float, float, Dict[str, int]]:
     """(config, params in M, GFLOPs, skipped ops) of one config, at its library's paper input size."""
-    if HERE not in sys.path:  # get_flops.py lies beside this script
-        sys.path.insert(0, HERE)
-    from get_flops import config_complexity
     from mmengine.config import Config
+
+    from mmvit_backbones.analysis import config_complexity
 
     result = config_complexity(Config.fromfile(osp.join(REPO, config)), device=device)
     return config, result['params'] / 1e6, result['flops'] / 1e9, result['unsupported_ops']

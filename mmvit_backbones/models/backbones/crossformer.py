@@ -2,7 +2,7 @@
 
 CrossFormer (Wang et al., ICLR 2022) and CrossFormer++ (TPAMI 2023), written
 from the behaviour of the MIT-licensed reference implementation
-(https://github.com/cheerss/CrossFormer) as recorded in the project spec. Module
+(https://github.com/cheerss/CrossFormer) as recorded in ``docs/crossformer.md``. Module
 and key names are the reference's (``patch_embed.projs.N``,
 ``layers.S.blocks.B.attn.pos.*``, ``layers.S.downsample.reductions.N``,
 ``ex_conv`` / ``ex_ln``), so *this project's checkpoint format is the reference
@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch import nn
 
-from ...checkpoint import fill_missing_output_norms, from_whole_model_state_dict
+from ...checkpoint import from_whole_model_state_dict
 from ...registry import register_model
 from ..layers import (
     DropPath,
@@ -34,7 +34,7 @@ from ..layers import (
     pad_to_multiple,
     padding_key_bias,
 )
-from .base import MultiScaleBackbone, resolve_arch
+from .base import MultiScaleBackbone, check_per_stage, check_rate, check_type, resolve_arch
 
 Pair = Tuple[int, int]
 
@@ -43,9 +43,6 @@ PADDED_KEY_BIAS = -1e6
 
 #: Reference buffers that old checkpoints stored and that are rebuilt per forward here.
 OBSOLETE_BUFFER_SUFFIXES = ('.attn.biases', '.attn.relative_position_index', '.attn_mask')
-
-#: Smallest input side: the fourth stage (stride 32) must keep at least one row.
-MIN_INPUT_SIZE = 32
 
 CROSSFORMER_ARCHS = {
     't': dict(embed_dims=64, depths=(1, 1, 8, 6), num_heads=(2, 4, 8, 16), use_acl=False, drop_path_rate=0.1),
@@ -153,8 +150,8 @@ class CrossFormer(MultiScaleBackbone):
             in CrossFormer; kept for a uniform interface). Defaults to False.
         with_cp (bool | str): Activation checkpointing of each block: ``True``,
             ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`). Defaults to False.
-        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=FILE)``
-            loads released classification files, whole mmdet/mmseg models
+        init_cfg (dict, optional): By the rule of :class:`MultiScaleBackbone`;
+            ``dict(type='Pretrained', checkpoint=FILE)`` loads released classification files, whole mmdet/mmseg models
             (their ``backbone.*``) or converted files; see
             :func:`convert_crossformer_state_dict`. Defaults to None.
 
@@ -167,6 +164,10 @@ class CrossFormer(MultiScaleBackbone):
 
     arch_zoo: Dict[str, dict] = CROSSFORMER_ARCHS
     essential_keys = ('embed_dims', 'depths', 'num_heads')
+    # Unpadded strided convolutions floor odd sizes; the fourth stage (stride
+    # 32) must keep at least one row.
+    size_rounding = 'floor'
+    min_input_size = 32
 
     def __init__(self,
                  arch: Union[str, dict] = 's',
@@ -189,15 +190,13 @@ class CrossFormer(MultiScaleBackbone):
         owner = type(self).__name__
         arch = resolve_arch(arch, self.arch_zoo, self.essential_keys, owner)
         embed_dims = arch['embed_dims']
-        if not isinstance(embed_dims, int) or embed_dims < 1:
+        if not isinstance(embed_dims, int) or isinstance(embed_dims, bool) or embed_dims < 1:
             raise ValueError(f'{owner}: embed_dims must be a positive int, got {embed_dims!r}')
-        depths = self._per_stage(arch['depths'], 'depths', int)
-        num_heads = self._per_stage(arch['num_heads'], 'num_heads', int)
-        group_size = self._per_stage(group_size, 'group_size', int)
-        interval = self._per_stage(interval, 'interval', int)
-        if isinstance(mlp_ratio, (int, float)):
-            mlp_ratio = [mlp_ratio] * self.num_stages
-        mlp_ratio = self._per_stage(mlp_ratio, 'mlp_ratio', (int, float))
+        depths = check_per_stage(arch['depths'], 'depths', owner, self.num_stages)
+        num_heads = check_per_stage(arch['num_heads'], 'num_heads', owner, self.num_stages)
+        group_size = check_per_stage(group_size, 'group_size', owner, self.num_stages)
+        interval = check_per_stage(interval, 'interval', owner, self.num_stages)
+        mlp_ratio = check_per_stage(mlp_ratio, 'mlp_ratio', owner, self.num_stages, (int, float), allow_scalar=True)
         if lda_version not in (1, 2):
             raise ValueError(f'{owner}: lda_version must be 1 (2021 code, released COCO/ADE20K weights) '
                              f'or 2 (current code), got {lda_version!r}')
@@ -214,11 +213,12 @@ class CrossFormer(MultiScaleBackbone):
         if final_norm and self.num_stages - 1 not in self.out_indices:
             raise ValueError(f'{owner}: final_norm normalises the last stage, which out_indices '
                              f'{self.out_indices} does not return')
-        use_acl = arch.get('use_acl', False) if use_acl is None else use_acl
+        use_acl = check_type(arch.get('use_acl', False) if use_acl is None else use_acl, 'use_acl', owner, bool)
+        check_type(final_norm, 'final_norm', owner, bool)
+        check_type(out_norms, 'out_norms', owner, bool)
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
-        if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f'{owner}: drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
+        check_rate(drop_path_rate, 'drop_path_rate', owner)
 
         self.embed_dims = embed_dims
         self.depths = depths
@@ -229,6 +229,7 @@ class CrossFormer(MultiScaleBackbone):
         self.use_acl = use_acl
         self.final_norm = final_norm
         self.out_norms = out_norms
+        self.stage_channels = dims
 
         self.patch_embed = CrossScalePatchEmbed(in_channels, embed_dims)
         rates = drop_path_rates(drop_path_rate, depths)
@@ -246,16 +247,8 @@ class CrossFormer(MultiScaleBackbone):
                 downsample=i < self.num_stages - 1,
                 with_cp=with_cp) for i in range(self.num_stages))
         if out_norms:
-            for i in self.out_indices:
-                self.add_module(f'norm{i}', nn.LayerNorm(dims[i]))
+            self.add_output_norms(nn.LayerNorm)
         self.norm = nn.LayerNorm(dims[-1]) if final_norm else None
-
-    def _per_stage(self, values: Sequence, name: str, kind) -> List:
-        if (not isinstance(values, Sequence) or len(values) != self.num_stages
-                or not all(isinstance(v, kind) and not isinstance(v, bool) and v > 0 for v in values)):
-            raise ValueError(f'{type(self).__name__}: {name} must list one positive value per stage '
-                             f'({self.num_stages}), got {values!r}')
-        return list(values)
 
     # -- MultiScaleBackbone hooks ---------------------------------------------
     @property
@@ -267,34 +260,23 @@ class CrossFormer(MultiScaleBackbone):
 
     def stage_modules(self, index: int) -> List[nn.Module]:
         modules = [self.layers[index]]
-        if self.out_norms and index in self.out_indices:
-            modules.append(getattr(self, f'norm{index}'))
         if self.norm is not None and index == self.num_stages - 1:
             modules.append(self.norm)
         return modules
 
     def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-        state_dict = convert_crossformer_state_dict(state_dict)
-        if self.out_norms:
-            # The released weights have no output norms: keep their fresh initialisation.
-            fill_missing_output_norms(self, state_dict, [f'norm{i}' for i in self.out_indices])
-        return state_dict
+        # The released weights have no output norms: the base class keeps their initialisation.
+        return convert_crossformer_state_dict(state_dict)
 
     def init_weights_from_scratch(self) -> None:
-        super().init_weights_from_scratch()
-        if self.init_cfg is None:
-            for module in self.modules():
-                if isinstance(module, nn.Linear):
-                    trunc_normal_init(module, std=.02, bias=0.)
-                elif isinstance(module, nn.LayerNorm):
-                    constant_init(module, val=1., bias=0.)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_init(module, std=.02, bias=0.)
+            elif isinstance(module, nn.LayerNorm):
+                constant_init(module, val=1., bias=0.)
 
     # -- forward ----------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        self.check_input(x)
-        if min(x.shape[-2:]) < MIN_INPUT_SIZE:
-            raise ValueError(f'{type(self).__name__} needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} '
-                             f'(its last stage has stride 32), got {tuple(x.shape[-2:])}')
+    def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.patch_embed(x)
         outs = []
         last = self.out_indices[-1]
@@ -303,7 +285,7 @@ class CrossFormer(MultiScaleBackbone):
             if i in self.out_indices:
                 out = x
                 if self.out_norms:
-                    out = getattr(self, f'norm{i}')(out)
+                    out = self.output_norm(i)(out)
                 elif self.norm is not None and i == self.num_stages - 1:
                     out = self.norm(out)
                 outs.append(out.permute(0, 3, 1, 2).contiguous())
@@ -372,8 +354,8 @@ class CrossScalePatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Outside autocast: cuDNN runs these 3-channel, large-kernel convs about
-        # twice as slowly in bf16 as in fp32 (H100, docs/benchmarks), and the
+        # Outside autocast: cuDNN has no fast bf16 kernel for these 3-channel,
+        # large-kernel convs (docs/benchmarks/README.md, "Levers"), and the
         # image is fp32 anyway.
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = torch.cat([proj(x.to(proj.weight.dtype)) for proj in self.projs], dim=1)

@@ -1,8 +1,8 @@
 """Pale Transformer (Wu et al., "Pale Transformer: A General Vision Transformer
 Backbone with Pale-Shaped Attention", AAAI 2022).
 
-The authors released no code or weights; this module follows the project's
-specification (``spec/pale.md``), built from the paper:
+The authors released no code or weights; this module follows the paper as
+described in ``docs/pale.md``:
 
 * four stages, each an overlapping convolutional patch merging (7x7 stride 4,
   then 3x3 stride 2) with LayerNorm, followed by Pale Transformer blocks;
@@ -24,7 +24,7 @@ from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...checkpoint import fill_missing_output_norms, strip_backbone_prefix
+from ...checkpoint import from_whole_model_state_dict
 from ...registry import register_model
 from ..layers import (
     DropPath,
@@ -39,7 +39,7 @@ from ..layers import (
     pad_to_multiple,
     padding_key_bias,
 )
-from .base import MultiScaleBackbone, resolve_arch
+from .base import MultiScaleBackbone, check_per_stage, check_rate, resolve_arch
 
 Pair = Tuple[int, int]
 
@@ -85,10 +85,10 @@ class PaleTransformer(MultiScaleBackbone):
         with_cp (bool | str): Activation checkpointing of each block: ``True``,
             ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`).
             Defaults to False.
-        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
-            loads weights trained with this project (backbone, classifier or
-            whole detector/segmentor files; see ``docs/pale.md``). Defaults to
-            None (truncated-normal initialisation).
+        init_cfg (dict, optional): By the rule of :class:`MultiScaleBackbone`:
+            None -> truncated-normal initialisation; ``dict(type='Pretrained',
+            checkpoint=...)`` loads weights trained with this project (backbone,
+            classifier or whole detector/segmentor files; see ``docs/pale.md``).
     """
 
     arch_zoo = {
@@ -120,20 +120,12 @@ class PaleTransformer(MultiScaleBackbone):
         norm_cfg = norm_cfg or dict(type='LN')
         conv_norm_cfg = conv_norm_cfg or dict(type='BN')
         arch = resolve_arch(arch, self.arch_zoo, self.essential_keys, owner)
-        for key in self.essential_keys:
-            if len(arch[key]) != self.num_stages:
-                raise ValueError(f'{owner}: arch[{key!r}] needs {self.num_stages} entries, got {arch[key]}')
-        if isinstance(pale_size, int):
-            pale_size = [pale_size] * self.num_stages
-        if len(pale_size) != self.num_stages or not all(isinstance(s, int) and s > 0 for s in pale_size):
-            raise ValueError(f'{owner}: pale_size must be a positive int or {self.num_stages} of them, '
-                             f'got {pale_size!r}')
-        if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'{owner}: drop_path_rate must be in [0, 1), got {drop_path_rate}')
-        self.embed_dims = list(arch['embed_dims'])
-        self.depths = list(arch['depths'])
-        self.num_heads = list(arch['num_heads'])
-        self.pale_size = list(pale_size)
+        self.embed_dims, self.depths, self.num_heads = (
+            check_per_stage(arch[key], f'arch[{key!r}]', owner, self.num_stages) for key in self.essential_keys)
+        self.pale_size = check_per_stage(pale_size, 'pale_size', owner, self.num_stages, allow_scalar=True)
+        check_rate(drop_path_rate, 'drop_path_rate', owner)
+        check_rate(mlp_ratio, 'mlp_ratio', owner, high=None)
+        self.stage_channels = list(self.embed_dims)
 
         rates = drop_path_rates(drop_path_rate, self.depths)
         self.stages = ModuleList()
@@ -155,22 +147,15 @@ class PaleTransformer(MultiScaleBackbone):
                     conv_norm_cfg=conv_norm_cfg,
                     with_cp=with_cp))
             channels = self.embed_dims[i]
-        for i in self.out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])
+        self.add_output_norms(lambda channels: build_norm_layer(norm_cfg, channels)[1])
 
     def stem_modules(self) -> List[nn.Module]:
         return [self.stages[0].patch_merging]
 
     def stage_modules(self, index: int) -> List[nn.Module]:
-        modules = [self.stages[index]]
-        if index in self.out_indices:
-            modules.append(getattr(self, f'norm{index}'))
-        return modules
+        return [self.stages[index]]
 
     def init_weights_from_scratch(self) -> None:
-        if self.init_cfg is not None:
-            super().init_weights_from_scratch()
-            return
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 trunc_normal_init(module, std=.02, bias=0.)
@@ -188,24 +173,17 @@ class PaleTransformer(MultiScaleBackbone):
         reference weights, so there is no other format to convert.
 
         A checkpoint trained with other ``out_indices`` (an ImageNet classifier
-        has ``norm3`` only) lacks the output norms of the other stages: those
-        keep their fresh initialisation, as they would when fine-tuning, and
-        the fact is logged. Any other missing key is reported by the loader.
+        has ``norm3`` only) lacks the output norms of the other stages: the base
+        class leaves those at their initialisation and logs it.
         """
-        state_dict = strip_backbone_prefix(state_dict)
-        if not any(key.startswith('stages.') for key in state_dict):
-            return state_dict  # not a Pale Transformer: let the loader name every key
-        fill_missing_output_norms(self, state_dict, [f'norm{i}' for i in self.out_indices])
-        return state_dict
+        return from_whole_model_state_dict(state_dict)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """``(B, C_in, H, W)`` image to one ``(B, C_i, H_i, W_i)`` map per out index."""
-        self.check_input(x)
+    def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []
-        for i, stage in enumerate(self.stages):
+        for i, stage in enumerate(self.stages[:self.out_indices[-1] + 1]):
             tokens, size = stage(x)
             if i in self.out_indices:
-                outs.append(nlc_to_nchw(getattr(self, f'norm{i}')(tokens), size))
+                outs.append(nlc_to_nchw(self.output_norm(i)(tokens), size))
             x = nlc_to_nchw(tokens, size)
         return tuple(outs)
 

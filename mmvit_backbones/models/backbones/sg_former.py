@@ -1,8 +1,8 @@
 """SG-Former: Self-guided Transformer with evolving token reallocation (Ren et al., ICCV 2023).
 
-Written from this project's prose description of the released classification
-model (``shared/spec/sg_former.md``); the released code has no license, so none
-of it is used here. Module and parameter names are those of the released
+Written from a prose description of the released classification model
+(``docs/sgformer.md``); the released code has no license, so none of it is
+used here. Module and parameter names are those of the released
 checkpoints (``pos_embed``, ``patch_embed1.conv.0.c.weight``,
 ``block1.0.attn.q1.weight``, ``norm1.weight`` ...), which makes them this
 project's checkpoint format too: released files load without renaming.
@@ -19,7 +19,7 @@ Every stage but the last alternates two blocks:
   attends to the reallocated tokens.
 
 The reference only runs at 224x224-like sizes. For dense prediction this file
-follows the project's rules (spec section 10), all of which are the identity at
+follows the project's rules (``docs/sgformer.md``), all of which are the identity at
 the reference's native sizes: the position embedding is resized, windows and the
 coarse branch are padded (padded keys masked), and the reallocation pads a group
 whose length is not a multiple of its merge rate (:func:`reallocation_plan`).
@@ -51,7 +51,7 @@ from ..layers import (
     pad_to_multiple,
     padding_key_bias,
 )
-from .base import MultiScaleBackbone, resolve_arch
+from .base import MultiScaleBackbone, check_per_stage, check_rate, check_type, resolve_arch
 
 Size = Tuple[int, int]
 
@@ -93,10 +93,11 @@ class SGFormer(MultiScaleBackbone):
         with_cp (bool | str): Activation checkpointing of every block: ``True``,
             ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`).
             Defaults to False.
-        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=FILE)``
-            loads a released training file (``state_dict_ema`` preferred), a bare
-            state dict, this project's files or a whole detector / segmentor /
-            classifier (its ``backbone.*``). Defaults to None.
+        init_cfg (dict, optional): By the rule of :class:`MultiScaleBackbone`;
+            ``dict(type='Pretrained', checkpoint=FILE)`` loads a released
+            training file (``state_dict_ema`` preferred), a bare state dict,
+            this project's files or a whole detector / segmentor / classifier
+            (its ``backbone.*``). Defaults to None.
 
     Example:
         >>> import torch
@@ -137,17 +138,15 @@ class SGFormer(MultiScaleBackbone):
                          norm_eval=norm_eval, with_cp=with_cp, init_cfg=init_cfg)
         arch = resolve_arch(arch, self.arch_zoo, self.essential_keys, 'SGFormer')
         self.embed_dims, self.depths, self.num_heads = self._check_arch(arch)
-        self.mlp_ratio = arch.get('mlp_ratio', 4)
+        self.stage_channels = list(self.embed_dims)
+        self.mlp_ratio = check_rate(arch.get('mlp_ratio', 4), "arch['mlp_ratio']", 'SGFormer', high=None)
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.1)
-        if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f'SGFormer: drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}')
-        if not isinstance(pretrain_img_size, int) or pretrain_img_size < 4:
+        check_rate(drop_path_rate, 'drop_path_rate', 'SGFormer')
+        if check_type(pretrain_img_size, 'pretrain_img_size', 'SGFormer', int) < 4:
             raise ValueError(f'SGFormer: pretrain_img_size must be an int >= 4, got {pretrain_img_size!r}')
-        if not isinstance(stable_sort, bool):
-            raise TypeError(f'SGFormer: stable_sort must be a bool, got {stable_sort!r}')
         self.drop_path_rate = drop_path_rate
-        self.stable_sort = stable_sort
+        self.stable_sort = check_type(stable_sort, 'stable_sort', 'SGFormer', bool)
         self.pos_grid = (pretrain_img_size // 4, ) * 2
 
         # Registration order reproduces the released state_dict order.
@@ -178,14 +177,8 @@ class SGFormer(MultiScaleBackbone):
 
     @staticmethod
     def _check_arch(arch: Mapping) -> Tuple[List[int], List[int], List[int]]:
-        values = []
-        for key in SGFormer.essential_keys:
-            value = arch[key]
-            if (not isinstance(value, Sequence) or len(value) != 4
-                    or not all(isinstance(v, int) and v > 0 for v in value)):
-                raise ValueError(f'SGFormer: arch[{key!r}] must be 4 positive ints, got {value!r}')
-            values.append(list(value))
-        dims, depths, heads = values
+        dims, depths, heads = (check_per_stage(arch[key], f'arch[{key!r}]', 'SGFormer', SGFormer.num_stages)
+                               for key in SGFormer.essential_keys)
         for i in range(4):
             if dims[i] % heads[i]:
                 raise ValueError(f'SGFormer: stage {i + 1} embed_dims {dims[i]} is not divisible by '
@@ -216,10 +209,8 @@ class SGFormer(MultiScaleBackbone):
             modules.insert(0, getattr(self, f'patch_embed{stage}'))
         return modules
 
-    def _freeze(self) -> None:
-        super()._freeze()
-        if self.frozen_stages >= 0:  # the position embedding belongs to the stem
-            self.pos_embed.requires_grad = False
+    def stem_parameters(self) -> List[nn.Parameter]:
+        return [self.pos_embed]  # the position embedding belongs to the stem
 
     def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
         state_dict = convert_sgformer_state_dict(state_dict)
@@ -241,12 +232,9 @@ class SGFormer(MultiScaleBackbone):
                 normal_init(module, mean=0., std=math.sqrt(2. / fan_out), bias=0.)
         with torch.no_grad():
             self.pos_embed.copy_(sincos_pos_embed(self.embed_dims[0], self.pos_grid).unsqueeze(0))
-        if self.init_cfg is not None:
-            super().init_weights_from_scratch()
 
     # -- forward -----------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Multi-scale features ``(B, C_i, H_i, W_i)`` of the stages in ``out_indices``."""
+    def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs, _ = self._forward(x, keep_significance=False)
         return outs
 
@@ -258,11 +246,11 @@ class SGFormer(MultiScaleBackbone):
             significance map ``(B, H_i, W_i)`` of the stage's last hybrid-scale
             block: the one that guided the stage's last reallocation.
         """
+        self.check_input(x)
         return self._forward(x, keep_significance=True)
 
     def _forward(self, x: torch.Tensor,
                  keep_significance: bool) -> Tuple[Tuple[torch.Tensor, ...], List[torch.Tensor]]:
-        self.check_input(x)
         outs, maps = [], []
         for i in range(self.num_stages):
             x, size = getattr(self, f'patch_embed{i + 1}')(x)  # NCHW map to tokens

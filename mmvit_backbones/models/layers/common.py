@@ -72,11 +72,10 @@ def maybe_checkpoint(fn: Callable, *args, with_cp: Union[bool, str]) -> Any:
     ``False`` runs it as is; ``True`` keeps only the inputs and recomputes the
     whole of ``fn`` in backward; ``'selective'`` keeps the outputs of matrix
     products, convolutions and attention and recomputes the rest (norms,
-    activations, layout copies, casts): 20-35 % less training memory for
-    5-15 % more GPU time on an H100 (``docs/benchmarks/``). Its policy runs as
-    a Python dispatch mode over every op, which slows a host-bound eager step
-    far more (1.4-3.5x there); under CUDA graphs or ``torch.compile`` that
-    cost is gone. Non-reentrant checkpointing works with DDP, unused
+    activations, layout copies, casts). Its policy runs as a Python dispatch
+    mode over every op, which slows a host-bound eager step; under CUDA graphs
+    or ``torch.compile`` that cost is gone (measurements:
+    ``docs/benchmarks/README.md``, "Levers"). Non-reentrant checkpointing works with DDP, unused
     parameters and inputs that do not require grad. Without autograd
     (inference, ``no_grad``) there is nothing to save and ``fn`` runs as is.
     """

@@ -1,4 +1,4 @@
-"""The pieces that let the detection configs train under ``--amp``."""
+"""The pieces that let the detection configs train under ``--amp`` (``mmvit_backbones/models/losses.py``)."""
 import pytest
 import torch
 from mmcv.ops import RoIAlign
