@@ -69,9 +69,8 @@ _LEGACY_PICKLES = 5  # magic number, protocol, system info, the objects, the sto
 
 def _describe_unknown_bytes(head: bytes) -> str:
     """Say what a file that is not a checkpoint looks like, from its first bytes."""
-    try:
-        text = head.decode('utf-8')
-    except UnicodeDecodeError:
+    text = head.decode('utf-8', errors='replace')
+    if sum(ch.isprintable() or ch in '\t\r\n' for ch in text) < 0.9 * len(text):
         return f'it is no PyTorch checkpoint (unknown format, first bytes {head[:16].hex(" ")})'
     if text.startswith('version https://git-lfs'):
         return 'it is a Git LFS pointer, not the weights (run `git lfs pull`)'
@@ -262,10 +261,10 @@ def _family_relevant(templates: Iterable[str]) -> Set[str]:
 @functools.lru_cache(maxsize=None)
 def family_key_templates(family: str) -> FrozenSet[str]:
     """The key templates (indices as ``#``) of a backbone family, from its first arch built on CPU."""
-    from mmengine.registry import MODELS
-    cls = MODELS.get(family)
-    if cls is None or family not in FAMILIES:
+    from mmvit_backbones.models import backbones  # imported here: the backbones import this module
+    if family not in FAMILIES:
         raise ValueError(f'unknown backbone family {family!r}; valid: {", ".join(FAMILIES)}')
+    cls = getattr(backbones, family)
     model = cls(arch=next(iter(cls.arch_zoo)))
     return frozenset(_family_relevant(_key_template(k) for k in model.state_dict()))
 
@@ -479,15 +478,20 @@ def to_classifier_state_dict(state_dict: Mapping[str, torch.Tensor],
 
 def convert_checkpoint_file(src: str, dst: str,
                             convert: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]],
-                            classifier: bool = False) -> 'OrderedDict[str, torch.Tensor]':
+                            classifier: bool = False,
+                            families: Sequence[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
     """Offline conversion shared by ``tools/model_converters/*2mmvit.py``.
 
     Reads ``src`` (any format ``convert`` accepts), writes ``{'state_dict': ...}``
     to ``dst`` in this project's backbone layout, or the whole mmpretrain
     classifier layout with ``classifier=True``. The output holds tensors only,
-    so it loads with ``torch.load(weights_only=True)``.
+    so it loads with ``torch.load(weights_only=True)``. With ``families``
+    (class names, e.g. ``('SGFormer', )``) the converted weights must belong to
+    one of them (:func:`check_family`), else nothing is written.
     """
     state_dict = convert(extract_state_dict(read_checkpoint(src)))
+    if families:
+        check_family(state_dict, families, src)
     if classifier:
         state_dict = to_classifier_state_dict(state_dict)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
