@@ -143,8 +143,8 @@ def load_checkpoint_loudly(runner: Runner, filename: str, strict: bool = True,
 
     What mmengine's ``load_from`` does, with :func:`load_state_dict_loudly`
     instead of its ``strict=False`` load that only prints a note: the
-    ``after_load_checkpoint`` hooks run first (the EMA hook swaps its weights
-    in there), then the weights go into the model inside any DDP wrapper or
+    ``after_load_checkpoint`` hooks run first (the EMA hook loads its averaged
+    model there), then the weights go into the model inside any DDP wrapper or
     test-time augmentation model.
 
     Args:
