@@ -18,12 +18,30 @@ Two concerns live here, shared by every backbone family:
   checkpoint trained for other outputs does not have).
 """
 import fnmatch
+import functools
 import logging
 import os
 import os.path as osp
 import pickle
+import pickletools
+import re
+import tempfile
+import zipfile
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterable, List, Mapping, MutableMapping, Optional, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Mapping,
+    MutableMapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 import torch
 from mmengine.logging import print_log
@@ -39,19 +57,92 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model: keys missing, unexpected or mis-shaped."""
 
 
+class CheckpointFileError(ValueError):
+    """A checkpoint file that is not a readable PyTorch checkpoint (empty, text, truncated ...)."""
+
+
+#: The first bytes of the two formats ``torch.save`` writes: a zip archive
+#: (torch >= 1.6) and the legacy stream of pickles (pickle protocol 2 and up).
+_ZIP_MAGIC = b'PK\x03\x04'
+_LEGACY_PICKLES = 5  # magic number, protocol, system info, the objects, the storage keys
+
+
+def _describe_unknown_bytes(head: bytes) -> str:
+    """Say what a file that is not a checkpoint looks like, from its first bytes."""
+    text = head.decode('utf-8', errors='replace')
+    if sum(ch.isprintable() or ch in '\t\r\n' for ch in text) < 0.9 * len(text):
+        return f'it is no PyTorch checkpoint (unknown format, first bytes {head[:16].hex(" ")})'
+    if text.startswith('version https://git-lfs'):
+        return 'it is a Git LFS pointer, not the weights (run `git lfs pull`)'
+    if text.lstrip().lower().startswith(('<!doctype html', '<html')):
+        return 'it is an HTML page (a failed download?), not a PyTorch checkpoint'
+    return f'it is a text file, not a PyTorch checkpoint (it starts with {text[:40]!r})'
+
+
+def check_checkpoint_file(filename: str) -> None:
+    """Raise :class:`CheckpointFileError` unless ``filename`` is a readable ``torch.save`` file.
+
+    Only the file's structure is read, nothing is unpickled: the zip archive's
+    directory and its ``data.pkl`` entry, or the opcodes of the legacy
+    format's pickles (:func:`pickletools.genops` parses without executing).
+    Empty, text, random and truncated files are caught here, each with the
+    path and what is wrong with it.
+    """
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+    size = osp.getsize(filename)
+    if size == 0:
+        raise CheckpointFileError(f'checkpoint file {filename!r} is empty (0 bytes)')
+    with open(filename, 'rb') as f:
+        head = f.read(64)
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(filename) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise CheckpointFileError(f'checkpoint file {filename!r} ({size} bytes) is a damaged or truncated '
+                                      f'zip archive: {err}') from err
+        if not any(name == 'data.pkl' or name.endswith('/data.pkl') for name in names):
+            raise CheckpointFileError(f'checkpoint file {filename!r} is a zip archive without data.pkl, '
+                                      'not a torch.save file')
+        return
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        with open(filename, 'rb') as f:
+            try:
+                for _ in range(_LEGACY_PICKLES):
+                    for _op in pickletools.genops(f):
+                        pass
+            except Exception as err:  # genops raises ValueError or struct.error on a cut or bad stream
+                raise CheckpointFileError(f'checkpoint file {filename!r} ({size} bytes) is a truncated or '
+                                          f'damaged legacy torch.save file: {err or type(err).__name__}') from err
+        return
+    raise CheckpointFileError(f'checkpoint file {filename!r} cannot be read: {_describe_unknown_bytes(head)}')
+
+
+def _refused_by_weights_only(err: Exception) -> bool:
+    """True when ``torch.load(weights_only=True)`` failed only because the file holds other Python objects."""
+    return isinstance(err, pickle.UnpicklingError) and 'Weights only load failed' in str(err)
+
+
 def load_trusted_local(filename: str, map_location: Any = None) -> Any:
     """Load a local checkpoint file, allowing full unpickling as a fallback.
+
+    The file is checked first (:func:`check_checkpoint_file`); only a
+    well-formed file that ``weights_only=True`` refuses for holding Python
+    objects besides tensors is unpickled in full.
 
     Args:
         filename (str): Path of a local file the user chose to load.
         map_location: As for :func:`torch.load`.
     """
     filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+    check_checkpoint_file(filename)
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
+    except Exception as err:
+        if not _refused_by_weights_only(err):
+            raise CheckpointFileError(f'checkpoint file {filename!r} cannot be read: '
+                                      f'{type(err).__name__}: {err}') from err
         if os.environ.get('MMVIT_WEIGHTS_ONLY', '0') not in ('', '0'):
             raise pickle.UnpicklingError(
                 f'{filename!r} holds Python objects besides tensors and '
@@ -74,7 +165,13 @@ def install_trusted_local_loader() -> None:
 
 
 def read_checkpoint(filename: str, map_location: Any = 'cpu') -> Any:
-    """Read a checkpoint (any scheme mmengine knows) without loading it anywhere."""
+    """Read a checkpoint (any scheme mmengine knows) without loading it anywhere.
+
+    A local path goes through :func:`load_trusted_local` (checked before
+    anything is unpickled), whether or not the loader is installed in mmengine.
+    """
+    if '://' not in filename:
+        return load_trusted_local(filename, map_location=map_location)
     from mmengine.runner.checkpoint import CheckpointLoader
     return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
 
@@ -135,15 +232,144 @@ def fill_missing_output_norms(module: nn.Module, state_dict: MutableMapping[str,
     return filled
 
 
+#: The backbone families of this plugin, by class name, for telling which one a checkpoint holds.
+FAMILIES = ('SGFormer', 'PaleTransformer', 'CrossFormer', 'CrossFormerPP')
+#: Share of key templates a checkpoint must have in common with a family to be called one of it.
+_FAMILY_THRESHOLD = 0.5
+
+
+def _key_template(key: str) -> str:
+    """A key with every index replaced by ``#``: the same for every arch of a family."""
+    return re.sub(r'\d+', '#', key)
+
+
+def _family_relevant(templates: Iterable[str]) -> Set[str]:
+    # A classifier's head and final norm are shared by every family (and optional): they tell nothing.
+    return {t for t in templates if not t.startswith('head.') and t not in ('norm.weight', 'norm.bias')}
+
+
+@functools.lru_cache(maxsize=None)
+def family_key_templates(family: str) -> FrozenSet[str]:
+    """The key templates (indices as ``#``) of a backbone family, from its first arch built on CPU."""
+    from mmvit_backbones.models import backbones  # imported here: the backbones import this module
+    if family not in FAMILIES:
+        raise ValueError(f'unknown backbone family {family!r}; valid: {", ".join(FAMILIES)}')
+    cls = getattr(backbones, family)
+    model = cls(arch=next(iter(cls.arch_zoo)))
+    return frozenset(_family_relevant(_key_template(k) for k in model.state_dict()))
+
+
+def count_family_keys(keys: Iterable[str], family: str) -> int:
+    """How many of ``keys`` (backbone keys, any arch) are keys of ``family``."""
+    templates = family_key_templates(family)
+    return sum(_key_template(k) in templates for k in keys)
+
+
+def detect_family(keys: Iterable[str]) -> Optional[str]:
+    """Which backbone family of this plugin the keys of a state dict belong to, or None.
+
+    A whole detector / segmentor / classifier is judged by its ``backbone.*``
+    keys. The family whose key templates (indices as ``#``, so any arch) overlap
+    most with the keys' templates wins (intersection over union, at least 0.5):
+    CrossFormer++ and CrossFormer share all CrossFormer keys, and the union
+    tells them apart by the amplitude cooling layers.
+    """
+    keys = list(keys)
+    if any(k.startswith('backbone.') for k in keys):
+        keys = [k[len('backbone.'):] for k in keys if k.startswith('backbone.')]
+    ours = _family_relevant(_key_template(k) for k in keys)
+    if not ours:
+        return None
+    scores = {}
+    for family in FAMILIES:
+        theirs = family_key_templates(family)
+        scores[family] = len(ours & theirs) / len(ours | theirs)
+    best = max(scores, key=scores.get)
+    return best if scores[best] >= _FAMILY_THRESHOLD else None
+
+
+def describe_family(keys: Iterable[str]) -> str:
+    """``'this looks like a CrossFormer file'`` or a line saying it is none of this plugin's families."""
+    keys = list(keys)
+    if not keys:
+        return 'the checkpoint holds no weights'
+    family = detect_family(keys)
+    if family is None:
+        return f'it is not a checkpoint of any family of this plugin ({", ".join(FAMILIES)})'
+    return f'this looks like a {family} file'
+
+
+def check_family(state_dict: Mapping[str, Any], families: Sequence[str], source: str) -> str:
+    """Raise :class:`CheckpointMismatchError` unless ``state_dict`` belongs to one of ``families``.
+
+    Returns the family found. The message leads with how many keys match,
+    e.g. ``0 of 344 keys match SGFormer; this looks like a CrossFormer file``.
+    """
+    family = detect_family(state_dict)
+    if family in families:
+        return family
+    expected = families[0]
+    keys = list(state_dict)
+    raise CheckpointMismatchError(
+        f'{source}: {count_family_keys(keys, expected)} of {len(keys)} keys match {" / ".join(families)}; '
+        f'{describe_family(keys)}')
+
+
 def _matches(key: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
+#: How many keys of each kind a mismatch message names; the full lists go to the debug log and a file.
+MAX_KEYS_SHOWN = 5
+
+
+def _first_keys(keys: Sequence[str]) -> str:
+    shown = ', '.join(keys[:MAX_KEYS_SHOWN])
+    return shown + (f', ... ({len(keys) - MAX_KEYS_SHOWN} more)' if len(keys) > MAX_KEYS_SHOWN else '')
+
+
+def _mismatch_summary(name: str, own: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor],
+                      report: Mapping[str, list], source: str) -> str:
+    """A short message: how many keys fit, which family the checkpoint looks like, a few keys of each kind.
+
+    When a list is cut, all lists are logged at debug level and written to a
+    temporary file, named in the message.
+    """
+    missing, unexpected, mismatched = report['missing'], report['unexpected'], report['mismatched']
+    fitting = len(own) - len(missing) - len(mismatched)
+    summary = f'{source} does not fit {name}: {fitting} of its {len(own)} keys match'
+    if not state_dict:
+        summary += '; the checkpoint holds no weights'
+    else:
+        family = detect_family(state_dict)
+        if family is not None and family != detect_family(own):
+            summary += f'; this looks like a {family} file'
+    lines = [summary + '.']
+    if missing:
+        lines.append(f'missing keys ({len(missing)}): {_first_keys(missing)}')
+    if unexpected:
+        lines.append(f'unexpected keys ({len(unexpected)}): {_first_keys(unexpected)}')
+    if mismatched:
+        lines.append(f'mis-shaped keys ({len(mismatched)}, checkpoint vs model): ' + _first_keys(
+            [f'{k} {list(a)} vs {list(b)}' for k, a, b in mismatched]))
+    if max(len(missing), len(unexpected), len(mismatched)) > MAX_KEYS_SHOWN:
+        full = '\n'.join([summary] + [f'{kind} ({len(keys)}):\n' + '\n'.join(map(str, keys))
+                                      for kind, keys in (('missing', missing), ('unexpected', unexpected),
+                                                         ('mis-shaped', mismatched)) if keys])
+        print_log(full, logger='current', level=logging.DEBUG)
+        with tempfile.NamedTemporaryFile('w', prefix='mmvit-key-report-', suffix='.txt', delete=False) as f:
+            f.write(full + '\n')
+        lines.append(f'All keys: {f.name}')
+    return '\n'.join(lines)
 
 
 def load_state_dict_loudly(module: nn.Module,
                            state_dict: Mapping[str, torch.Tensor],
                            expected_extra: Iterable[str] = (),
                            strict: bool = True,
-                           source: str = 'checkpoint') -> Dict[str, List]:
+                           source: str = 'checkpoint',
+                           opt_out: str = 'Pass strict=False in init_cfg to load what fits anyway.'
+                           ) -> Dict[str, List]:
     """Load ``state_dict`` into ``module`` and report every key that does not fit.
 
     Args:
@@ -156,6 +382,13 @@ def load_state_dict_loudly(module: nn.Module,
             unexpected or mis-shaped keys. With False they are logged as a warning
             and everything that fits is loaded.
         source (str): What to call the checkpoint in messages (its path).
+        opt_out (str): The last line of the error: how the user turns
+            ``strict`` off where the loading was asked for.
+
+    The message leads with a summary (how many of the model's keys the
+    checkpoint fits, and which family of this plugin it looks like when it is
+    another one), then names at most :data:`MAX_KEYS_SHOWN` keys of each kind;
+    the full lists go to the debug log and to a file named in the message.
 
     Returns:
         dict: ``missing``, ``unexpected``, ``mismatched`` and ``ignored`` key lists.
@@ -169,20 +402,11 @@ def load_state_dict_loudly(module: nn.Module,
         (k, tuple(state_dict[k].shape), tuple(own[k].shape)) for k in own
         if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
     report = dict(missing=missing, unexpected=unexpected, mismatched=mismatched, ignored=ignored)
-    problems = []
-    if missing:
-        problems.append(f'missing keys ({len(missing)}): {", ".join(missing)}')
-    if unexpected:
-        problems.append(f'unexpected keys ({len(unexpected)}): {", ".join(unexpected)}')
-    if mismatched:
-        problems.append('mis-shaped keys (checkpoint vs model): ' + ', '.join(
-            f'{k} {list(a)} vs {list(b)}' for k, a, b in mismatched))
     name = type(module).__name__
-    if problems:
-        message = f'{source} does not fit {name}: ' + '; '.join(problems)
+    if missing or unexpected or mismatched:
+        message = _mismatch_summary(name, own, state_dict, report, source)
         if strict:
-            raise CheckpointMismatchError(
-                message + '. Pass strict=False in init_cfg to load what fits anyway.')
+            raise CheckpointMismatchError(f'{message}\n{opt_out}')
         print_log(message, logger='current', level=logging.WARNING)
     if ignored:
         print_log(f'{source}: ignored {len(ignored)} keys that {name} does not use '
@@ -245,15 +469,20 @@ def to_classifier_state_dict(state_dict: Mapping[str, torch.Tensor],
 
 def convert_checkpoint_file(src: str, dst: str,
                             convert: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]],
-                            classifier: bool = False) -> 'OrderedDict[str, torch.Tensor]':
+                            classifier: bool = False,
+                            families: Sequence[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
     """Offline conversion shared by ``tools/model_converters/*2mmvit.py``.
 
     Reads ``src`` (any format ``convert`` accepts), writes ``{'state_dict': ...}``
     to ``dst`` in this project's backbone layout, or the whole mmpretrain
     classifier layout with ``classifier=True``. The output holds tensors only,
-    so it loads with ``torch.load(weights_only=True)``.
+    so it loads with ``torch.load(weights_only=True)``. With ``families``
+    (class names, e.g. ``('SGFormer', )``) the converted weights must belong to
+    one of them (:func:`check_family`), else nothing is written.
     """
     state_dict = convert(extract_state_dict(read_checkpoint(src)))
+    if families:
+        check_family(state_dict, families, src)
     if classifier:
         state_dict = to_classifier_state_dict(state_dict)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)

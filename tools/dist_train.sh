@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Distributed train with torchrun: tools/dist_train.sh CONFIG GPUS [extra args of tools/train.py]
-# Environment: PYTHON (python), NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
+# Environment: PYTHON (the interpreter; default: this repository's .venv/bin/python where `make setup` made one,
+# else python on PATH), NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
+fi
+
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -8,8 +14,8 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"${PYTHON:-python}" -m torch.distributed.run \
+PYTHONPATH="$ROOT":$PYTHONPATH \
+"$PYTHON" -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

@@ -10,7 +10,11 @@ from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
 
 import mmvit_backbones  # noqa: F401  (registers models, trusted local checkpoint loading)
-from mmvit_backbones.runtime import build_runner
+from mmvit_backbones.runtime import LoudCheckpointHook, build_runner
+
+#: Config key (set with ``--cfg-options load_strict=False``) that lets a checkpoint with missing,
+#: unexpected or mis-shaped keys be tested anyway; by default such a checkpoint fails the run.
+STRICT_KEY = 'load_strict'
 
 # Visualisation hooks of the three libraries and the switches that turn them on.
 VISUALIZATION_HOOKS = {
@@ -23,7 +27,8 @@ VISUALIZATION_HOOKS = {
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file; every key must fit the model unless '
+                        f'--cfg-options {STRICT_KEY}=False')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
     parser.add_argument('--show-dir', help='draw predictions into this directory (inside the work dir)')
@@ -63,8 +68,16 @@ def enable_tta(cfg: Config) -> None:
 
 
 def apply_test_options(cfg: Config, args: argparse.Namespace) -> None:
-    """Apply the checkpoint, ``--show-dir`` and ``--tta`` to the loaded config."""
-    cfg.load_from = args.checkpoint
+    """Apply ``--show-dir`` and ``--tta`` to the loaded config.
+
+    The checkpoint is not handed to mmengine's ``load_from`` (it loads with
+    ``strict=False`` and only prints a note): ``main`` registers a
+    :class:`LoudCheckpointHook` instead.
+    """
+    cfg.load_from = None
+    strict = cfg.get(STRICT_KEY, True)
+    if not isinstance(strict, bool):
+        raise TypeError(f'{STRICT_KEY} must be True or False, got {strict!r}')
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.tta:
@@ -74,6 +87,9 @@ def apply_test_options(cfg: Config, args: argparse.Namespace) -> None:
 def main() -> None:
     args = parse_args()
     runner = build_runner(args, configure=lambda cfg: apply_test_options(cfg, args))
+    runner.register_hook(LoudCheckpointHook(
+        args.checkpoint, strict=runner.cfg.get(STRICT_KEY, True),
+        opt_out=f'Add --cfg-options {STRICT_KEY}=False to test what fits anyway.'), priority='LOWEST')
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')

@@ -8,6 +8,7 @@ import logging
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+from mmengine.runner import find_latest_checkpoint
 
 import mmvit_backbones  # noqa: F401  (registers models, trusted local checkpoint loading)
 from mmvit_backbones.runtime import build_runner
@@ -24,7 +25,7 @@ def parse_args() -> argparse.Namespace:
                         help='scale the learning rate by the actual over the base batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or from the latest one in the work dir '
-                        'when no path is given')
+                        'when no path is given (with a warning, and from scratch, when it has none)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. model.backbone.drop_path_rate=0.1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -52,8 +53,12 @@ def apply_train_options(cfg: Config, args: argparse.Namespace) -> None:
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
-        cfg.resume = True
+        # mmengine would log "Auto resumed from the latest checkpoint None" and start afresh: say so plainly.
+        cfg.resume = find_latest_checkpoint(cfg.work_dir) is not None
         cfg.load_from = None
+        if not cfg.resume:
+            print_log(f'--resume: no checkpoint to resume from in {cfg.work_dir} (no last_checkpoint file); '
+                      'training starts from scratch.', logger='current', level=logging.WARNING)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume

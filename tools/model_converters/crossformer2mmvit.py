@@ -12,7 +12,7 @@ Example:
 import argparse
 from typing import List, Optional
 
-from mmvit_backbones.checkpoint import convert_checkpoint_file
+from mmvit_backbones.checkpoint import CheckpointFileError, CheckpointMismatchError, convert_checkpoint_file
 from mmvit_backbones.models.backbones.crossformer import convert_crossformer_state_dict
 
 
@@ -26,8 +26,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    state_dict = convert_checkpoint_file(args.src, args.dst, convert_crossformer_state_dict,
-                                         classifier=args.classifier)
+    try:
+        state_dict = convert_checkpoint_file(args.src, args.dst, convert_crossformer_state_dict,
+                                             classifier=args.classifier, families=('CrossFormer', 'CrossFormerPP'))
+    except (CheckpointFileError, CheckpointMismatchError) as err:
+        raise SystemExit(f'error: {err}') from err
     print(f'wrote {len(state_dict)} tensors to {args.dst}')
 
 

@@ -12,7 +12,7 @@ tensors only, so it loads with ``torch.load(weights_only=True)``.
 import argparse
 from typing import List, Optional
 
-from mmvit_backbones.checkpoint import convert_checkpoint_file
+from mmvit_backbones.checkpoint import CheckpointFileError, CheckpointMismatchError, convert_checkpoint_file
 from mmvit_backbones.models.backbones.sg_former import convert_sgformer_state_dict
 
 
@@ -27,7 +27,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    state_dict = convert_checkpoint_file(args.src, args.dst, convert_sgformer_state_dict, classifier=args.classifier)
+    try:
+        state_dict = convert_checkpoint_file(args.src, args.dst, convert_sgformer_state_dict,
+                                             classifier=args.classifier, families=('SGFormer', ))
+    except (CheckpointFileError, CheckpointMismatchError) as err:
+        raise SystemExit(f'error: {err}') from err
     print(f'wrote {len(state_dict)} tensors to {args.dst}')
 
 

@@ -23,7 +23,12 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=50, end=max_iters),
 ]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    logger=dict(type='LoggerHook', interval=5, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+    # Off in training; `tools/test.py --show-dir` turns it on, and then every image is drawn (mmseg's default: 1 in 50).
+    visualization=dict(type='SegVisualizationHook', draw=False, interval=1))
 log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
+# Reproducible on CPU: fixed seed, deterministic algorithms and a fixed number of CPU threads (float sums
+# come out in another order with another thread count); the data loaders run in the main process.
+randomness = dict(seed=0, deterministic=True)
+torch_num_threads = 2

@@ -28,7 +28,12 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[int(max_iters * 0.8)], gamma=0.1),
 ]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=25),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    logger=dict(type='LoggerHook', interval=5),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+    # Off in training; `tools/test.py --show-dir` turns it on (mmdet draws every test image).
+    visualization=dict(type='DetVisualizationHook', draw=False, interval=1))
 log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
+# Reproducible on CPU: fixed seed, deterministic algorithms and a fixed number of CPU threads (float sums
+# come out in another order with another thread count); the data loaders run in the main process.
+randomness = dict(seed=0, deterministic=True)
+torch_num_threads = 2
