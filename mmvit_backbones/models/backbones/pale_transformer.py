@@ -350,7 +350,8 @@ def convert_separate_qkv(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict
 
     Returns the input unchanged when it holds no old keys.
     """
-    old = re.compile(r'^((?:.*\.)?attn)\.to_([qkv])\.(depthwise_conv\.conv|depthwise_conv\.bn|pointwise_conv\.conv)\.(.+)$')
+    old = re.compile(r'^((?:.*\.)?attn)\.to_([qkv])\.'
+                     r'(depthwise_conv\.conv|depthwise_conv\.bn|pointwise_conv\.conv)\.(.+)$')
     renamed = {'depthwise_conv.conv': 'depthwise', 'depthwise_conv.bn': 'norm', 'pointwise_conv.conv': 'pointwise'}
     parts: Dict[Tuple[str, str, str], Dict[str, torch.Tensor]] = {}
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
