@@ -14,7 +14,7 @@ per-stage ("progressive") group size and amplitude cooling layers (ACL).
 import functools
 import logging
 from collections import OrderedDict
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -25,14 +25,11 @@ from ...checkpoint import fill_missing_output_norms, from_whole_model_state_dict
 from ...registry import register_model
 from ..layers import (
     DropPath,
+    GroupLayout,
     Mlp,
     attention,
     drop_path_rates,
-    grid_partition,
-    grid_reverse,
     maybe_checkpoint,
-    pad_to_multiple,
-    padding_key_bias,
 )
 from .base import MultiScaleBackbone, resolve_arch
 
@@ -441,8 +438,13 @@ class CrossFormerStage(nn.Module):
         self.downsample = CrossScaleMerging(dim) if downsample else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The SDA and the LDA blocks of a stage each share one grouping and padding mask.
+        layouts = {}
         for block in self.blocks:
-            x = maybe_checkpoint(block, x, with_cp=self.with_cp)
+            attn = block.attn
+            if attn.long_distance not in layouts:
+                layouts[attn.long_distance] = attn.layout(x.shape[1:3], x.device)
+            x = maybe_checkpoint(block, x, layouts[attn.long_distance], with_cp=self.with_cp)
         return x
 
 
@@ -477,45 +479,34 @@ class CrossFormerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+    def forward(self, x: torch.Tensor, layout: Optional[GroupLayout] = None) -> torch.Tensor:
+        """``(B, H, W, C)`` in and out; ``layout`` is :meth:`LongShortDistanceAttention.layout` of the map."""
+        x = x + self.drop_path(self.attn(self.norm1(x), layout))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         if self.ex_conv is not None:
             x = self.ex_ln(self.ex_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
         return x
 
 
-class GroupLayout(NamedTuple):
-    """How a map is cut into attention groups (see :func:`grid_partition`)."""
-
-    group: Pair  #: tokens per group, (rows, columns)
-    interval: Pair  #: spacing of a group's members, (rows, columns)
-    padded: Pair  #: map size after bottom/right zero padding
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def group_layout(size: Pair, group_size: int, interval: int, long_distance: bool, lda_version: int) -> GroupLayout:
-    """The groups one LSDA block forms on an ``(h, w)`` map.
+def lsda_layout(size: Pair,
+                group_size: int,
+                interval: int,
+                long_distance: bool,
+                lda_version: int,
+                device: Optional[torch.device] = None) -> GroupLayout:
+    """The groups one LSDA block forms on an ``(h, w)`` map, padded keys biased by -1e6.
 
     * ``min(h, w) <= group_size``: one global group of ``h × w`` tokens.
     * SDA: ``G × G`` windows, padded to multiples of ``G``.
-    * LDA v2: ``G × G`` tokens spaced ``I`` apart, padded to multiples of ``G·I``.
-    * LDA v1: ``I × I`` groups of ``ceil(h/I) × ceil(w/I)`` tokens spaced ``I``
-      apart, padded to multiples of ``I``.
+    * LDA: :meth:`GroupLayout.long_distance` (v2: ``G × G`` tokens spaced ``I``
+      apart; v1: ``I × I`` groups of ``ceil(h/I) × ceil(w/I)`` tokens).
     """
     h, w = size
     if min(h, w) <= group_size:
-        return GroupLayout((h, w), (1, 1), (h, w))
+        return GroupLayout.whole_map((h, w))
     if not long_distance:
-        return GroupLayout((group_size, group_size), (1, 1), (_round_up(h, group_size), _round_up(w, group_size)))
-    if lda_version == 2:
-        span = group_size * interval
-        return GroupLayout((group_size, group_size), (interval, interval), (_round_up(h, span), _round_up(w, span)))
-    hp, wp = _round_up(h, interval), _round_up(w, interval)
-    return GroupLayout((hp // interval, wp // interval), (interval, interval), (hp, wp))
+        return GroupLayout.windows((h, w), (group_size, group_size), PADDED_KEY_BIAS, device)
+    return GroupLayout.long_distance((h, w), group_size, interval, lda_version, PADDED_KEY_BIAS, device)
 
 
 class DynamicPosBias(nn.Module):
@@ -588,7 +579,7 @@ class LongShortDistanceAttention(nn.Module):
     """Multi-head attention inside the groups of one SDA or LDA block.
 
     Takes the normalised ``(B, H, W, C)`` map, pads it at the bottom/right,
-    groups it (:func:`group_layout`), attends with the DPB bias plus a -1e6
+    groups it (:func:`lsda_layout`), attends with the DPB bias plus a -1e6
     bias on padded keys, ungroups, crops and projects. The configuration is
     fixed at construction; the layout is computed per forward.
     """
@@ -606,30 +597,31 @@ class LongShortDistanceAttention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
-    def layout(self, size: Pair) -> GroupLayout:
-        return group_layout(size, self.group_size, self.interval, self.long_distance, self.lda_version)
+    def layout(self, size: Pair, device: Optional[torch.device] = None) -> GroupLayout:
+        return lsda_layout(tuple(size), self.group_size, self.interval, self.long_distance, self.lda_version, device)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layout: Optional[GroupLayout] = None) -> torch.Tensor:
+        """``(B, H, W, C)`` normalised map in and out; ``layout`` defaults to :meth:`layout` of it."""
         b, h, w, c = x.shape
-        layout = self.layout((h, w))
-        x, _ = pad_to_multiple(x, layout.padded)
-        groups = grid_partition(x, layout.group, layout.interval)  # (B·nG, N, C)
-        num_groups, num_tokens = groups.shape[0] // b, groups.shape[1]
-        qkv = self.qkv(groups).view(b, num_groups, num_tokens, 3, self.num_heads, c // self.num_heads)
+        if layout is None:
+            layout = self.layout((h, w), x.device)
+        heads, d = self.num_heads, c // self.num_heads
+        groups = layout.partition(x)  # (B·nG, N, C)
+        num_groups, num_tokens = layout.num_groups, layout.num_tokens
+        qkv = self.qkv(groups).view(b, num_groups, num_tokens, 3, heads, d)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each (B, nG, heads, N, d)
 
         bias = self.pos.bias_for_group(layout.group, x.device)  # (heads, N, N), shared by all groups
-        key_mask = padding_key_bias((h, w), layout.padded, layout.group, layout.interval, PADDED_KEY_BIAS,
-                                    x.device)  # (nG, 1, 1, N) or None
-        if key_mask is None:
+        if layout.key_bias is None:
             # Groups as batch: the bias broadcasts over B·nG.
-            shape = (b * num_groups, self.num_heads, num_tokens, -1)
+            shape = (b * num_groups, heads, num_tokens, d)
         else:
             # Groups and heads share one axis so that the per-group mask broadcasts over B only.
-            bias = (bias + key_mask).reshape(num_groups * self.num_heads, num_tokens, num_tokens)
-            shape = (b, num_groups * self.num_heads, num_tokens, -1)
+            bias = (bias + layout.key_bias).reshape(num_groups * heads, num_tokens, num_tokens)
+            shape = (b, num_groups * heads, num_tokens, d)
         out = attention(q.reshape(shape), k.reshape(shape), v.reshape(shape), bias=bias, scale=self.scale)
-        out = out.reshape(b * num_groups, self.num_heads, num_tokens, -1).transpose(1, 2).reshape(
-            b * num_groups, num_tokens, c)
-        out = grid_reverse(out, layout.padded, layout.group, layout.interval)[:, :h, :w]
-        return self.proj(out)
+        # Heads back to channels and groups back to pixels in one copy.
+        (hp, wp), (gh, gw), (ih, iw) = layout.padded_size, layout.group, layout.interval
+        out = out.view(b, hp // (gh * ih), wp // (gw * iw), ih, iw, heads, gh, gw, d)
+        out = out.permute(0, 1, 6, 3, 2, 7, 4, 5, 8).reshape(b, hp, wp, c)
+        return self.proj(out[:, :h, :w])

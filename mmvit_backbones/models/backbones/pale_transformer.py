@@ -279,7 +279,11 @@ class PaleBlock(BaseModule):
 
     def forward(self, x: torch.Tensor, layouts: 'PaleLayouts') -> torch.Tensor:
         """``(B, H·W, C)`` tokens in and out."""
-        x = x + nchw_to_nlc(self.cpe(nlc_to_nchw(x, layouts.size)))
+        # CPE stays in the residual stream's precision under autocast: casting its
+        # input and weights both ways costs more kernels than the small depthwise
+        # convolution saves, and cuDNN's bf16 depthwise backward is the slower one.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x + nchw_to_nlc(self.cpe(nlc_to_nchw(x, layouts.size)))
         x = x + self.drop_path(self.attn(self.norm1(x), layouts))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -427,20 +431,21 @@ class PaleAttention(BaseModule):
         qkv, _ = pad_to_multiple(qkv, rows.padded_size)
         # Channels are (q/k/v, branch, head, d); each branch's groups are one
         # strided view of the map, copied once into attention layout.
-        qkv = qkv.view(b, hp, wp, 3, 2, heads, d)
+        # (unbind, not two selections: its backward is one stack, theirs two zero-filled copies and a sum).
+        row_branch, col_branch = qkv.view(b, hp, wp, 3, 2, heads, d).unbind(4)
         (s_r, _), (n_r, _) = rows.group, rows.interval
         (_, s_c), (_, n_c) = cols.group, cols.interval
         # Row group i, member (a, x): pixel (a·N_r + i, x).  -> (3, B, N_r, heads, s_r, Wp, d)
-        row_groups = qkv[..., 0, :, :].view(b, s_r, n_r, wp, 3, heads, d).permute(4, 0, 2, 5, 1, 3, 6)
+        row_groups = row_branch.view(b, s_r, n_r, wp, 3, heads, d).permute(4, 0, 2, 5, 1, 3, 6)
         # Column group j, member (y, a): pixel (y, a·N_c + j).  -> (3, B, N_c, heads, Hp, s_c, d)
-        col_groups = qkv[..., 1, :, :].view(b, hp, s_c, n_c, 3, heads, d).permute(4, 0, 3, 5, 1, 2, 6)
+        col_groups = col_branch.view(b, hp, s_c, n_c, 3, heads, d).permute(4, 0, 3, 5, 1, 2, 6)
         if layouts.fused:
             # Columns taken (a, y): the same shape as the rows, so one call attends both.
             groups = torch.stack([row_groups, col_groups.transpose(-3, -2)], dim=2)
             q, k, v = groups.reshape(3, b, 2 * n_r * heads, s_r * wp, d).unbind(0)
             out = attention(q, k, v, bias=self._head_bias(layouts.fused_key_bias, heads), scale=self.scale)
-            out = out.view(b, 2, n_r, heads, s_r, wp, d)
-            row_out, col_out = out[:, 0], out[:, 1].transpose(-3, -2)
+            row_out, col_out = out.view(b, 2, n_r, heads, s_r, wp, d).unbind(1)
+            col_out = col_out.transpose(-3, -2)
         else:
             q, k, v = row_groups.reshape(3, b, n_r * heads, s_r * wp, d).unbind(0)
             row_out = attention(q, k, v, bias=self._head_bias(rows.key_bias, heads), scale=self.scale)
