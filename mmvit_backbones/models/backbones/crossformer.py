@@ -28,6 +28,7 @@ from ..layers import (
     GroupLayout,
     Mlp,
     attention,
+    crop,
     drop_path_rates,
     maybe_checkpoint,
 )
@@ -531,7 +532,7 @@ class DynamicPosBias(nn.Module):
         return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
 
     def bias_for_group(self, group: Pair, device: torch.device) -> torch.Tensor:
-        """The ``(num_heads, N, N)`` bias of a ``group[0] × group[1]`` group.
+        """The ``(num_heads, N, N)`` bias of a ``group[0] × group[1]`` group (a strided view).
 
         The MLP runs once on the ``(2·gh−1)(2·gw−1)`` distinct offsets (not on
         the N² pairs); the result is gathered per (query, key) pair.
@@ -540,7 +541,7 @@ class DynamicPosBias(nn.Module):
         # The table is small: run it outside autocast, so that offsets above 256 stay exact (bf16 would round them).
         with torch.autocast(device_type=device.type, enabled=False):
             table = self(offsets.to(self.pos_proj.weight.dtype))  # ((2gh-1)(2gw-1), heads)
-        return table[index].permute(2, 0, 1).contiguous()
+        return table[index].permute(2, 0, 1)
 
 
 def _relative_offsets(group: Pair, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -608,20 +609,22 @@ class LongShortDistanceAttention(nn.Module):
         heads, d = self.num_heads, c // self.num_heads
         groups = layout.partition(x)  # (B·nG, N, C)
         num_groups, num_tokens = layout.num_groups, layout.num_tokens
-        qkv = self.qkv(groups).view(b, num_groups, num_tokens, 3, heads, d)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each (B, nG, heads, N, d)
+        qkv = self.qkv(groups).view(b, num_groups, num_tokens, 3, heads, d).permute(3, 0, 1, 4, 2, 5)
 
-        bias = self.pos.bias_for_group(layout.group, x.device)  # (heads, N, N), shared by all groups
+        bias = self.pos.bias_for_group(layout.group, x.device)  # (heads, N, N) view, shared by all groups
         if layout.key_bias is None:
-            # Groups as batch: the bias broadcasts over B·nG.
-            shape = (b * num_groups, heads, num_tokens, d)
+            # Groups as batch: the bias broadcasts over B·nG (q, k, v are views).
+            shape = (3, b * num_groups, heads, num_tokens, d)
+            bias = bias.contiguous()
         else:
-            # Groups and heads share one axis so that the per-group mask broadcasts over B only.
+            # Groups and heads share one axis so that the per-group mask broadcasts
+            # over B only (one copy lays out q, k and v together).
             bias = (bias + layout.key_bias).reshape(num_groups * heads, num_tokens, num_tokens)
-            shape = (b, num_groups * heads, num_tokens, d)
-        out = attention(q.reshape(shape), k.reshape(shape), v.reshape(shape), bias=bias, scale=self.scale)
+            shape = (3, b, num_groups * heads, num_tokens, d)
+        q, k, v = qkv.reshape(shape).unbind(0)
+        out = attention(q, k, v, bias=bias, scale=self.scale)
         # Heads back to channels and groups back to pixels in one copy.
         (hp, wp), (gh, gw), (ih, iw) = layout.padded_size, layout.group, layout.interval
         out = out.view(b, hp // (gh * ih), wp // (gw * iw), ih, iw, heads, gh, gw, d)
         out = out.permute(0, 1, 6, 3, 2, 7, 4, 5, 8).reshape(b, hp, wp, c)
-        return self.proj(out[:, :h, :w])
+        return self.proj(crop(out, (h, w)))

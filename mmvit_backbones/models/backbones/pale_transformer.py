@@ -35,6 +35,7 @@ from ..layers import (
     GroupLayout,
     Mlp,
     attention,
+    crop,
     drop_path_rates,
     maybe_checkpoint,
     nchw_to_nlc,
@@ -426,7 +427,6 @@ class PaleAttention(BaseModule):
         rows, cols = layouts.rows, layouts.cols
         b = qkv.shape[0]
         hp, wp = rows.padded_size
-        h, w = rows.size
         heads, d = self.num_heads // 2, self.head_dim
         qkv, _ = pad_to_multiple(qkv, rows.padded_size)
         # Channels are (q/k/v, branch, head, d); each branch's groups are one
@@ -456,7 +456,7 @@ class PaleAttention(BaseModule):
         # Back to pixels: (B, s_r, N_r, Wp, heads, d) and (B, Hp, s_c, N_c, heads, d).
         row_map = row_out.permute(0, 3, 1, 4, 2, 5).reshape(b, hp, wp, heads * d)
         col_map = col_out.permute(0, 3, 4, 1, 2, 5).reshape(b, hp, wp, heads * d)
-        return torch.cat([row_map, col_map], dim=-1)[:, :h, :w]
+        return crop(torch.cat([row_map, col_map], dim=-1), rows.size)
 
     @staticmethod
     def _head_bias(key_bias: Optional[torch.Tensor], heads: int) -> Optional[torch.Tensor]:

@@ -37,6 +37,20 @@ def pad_to_multiple(x: torch.Tensor, multiple: Pair) -> Tuple[torch.Tensor, Pair
     return x, (pad_h, pad_w)
 
 
+def crop(x: torch.Tensor, size: Pair) -> torch.Tensor:
+    """Crop a ``(B, Hp, Wp, C)`` map to its top-left ``(B, H, W, C)``.
+
+    A negative pad: one kernel forward and one backward, where slicing both
+    axes costs a zero-filled copy per axis in backward. Returns ``x`` itself
+    when there is nothing to crop.
+    """
+    _, hp, wp, _ = x.shape
+    h, w = size
+    if (h, w) == (hp, wp):
+        return x
+    return F.pad(x, (0, 0, 0, w - wp, 0, h - hp))
+
+
 def grid_partition(x: torch.Tensor, group: Pair, interval: Pair = (1, 1)) -> torch.Tensor:
     """Split a ``(B, H, W, C)`` map into groups of ``group[0] × group[1]`` tokens.
 
@@ -154,8 +168,7 @@ class GroupLayout:
 
     def reverse(self, groups: torch.Tensor) -> torch.Tensor:
         """``(B·num_groups, N, C)`` groups back to the cropped ``(B, H, W, C)`` map."""
-        h, w = self.size
-        return grid_reverse(groups, self.padded_size, self.group, self.interval)[:, :h, :w]
+        return crop(grid_reverse(groups, self.padded_size, self.group, self.interval), self.size)
 
     @classmethod
     def build(cls,
