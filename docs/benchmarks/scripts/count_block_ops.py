@@ -8,6 +8,8 @@ time of the step at a small size. Compares the former implementation kept in
 ``tests/reference/`` with the current one, per block kind.
 
     python docs/benchmarks/scripts/count_block_ops.py [--json out.json] [--top 0]
+    # on the GPU: the same blocks at stage-1 sizes of the two geometries, eager ms per fwd+bwd
+    python docs/benchmarks/scripts/count_block_ops.py --device cuda --geometry cls dense --json blocks.json
 
 ``count_ops(fn)`` is generic: any callable's ops, by name.
 """
@@ -72,8 +74,9 @@ def pale_cases(size, dims=64, heads=2, pale=7, batch=2):
     x = torch.randn(batch, size[0] * size[1], dims)
     old = ref.PaleBlock(*args)
     new = PaleBlock(*args)
-    yield 'before', old, lambda t: old(t, ref.pale_layout(size, (pale, pale))), x
-    yield 'after', new, lambda t: new(t, PaleLayouts.build(size, (pale, pale))), x
+    # Layouts are built per call on the input's device, as each stage does once per forward.
+    yield 'before', old, lambda t: old(t, ref.pale_layout(size, (pale, pale), t.device)), x
+    yield 'after', new, lambda t: new(t, PaleLayouts.build(size, (pale, pale), t.device)), x
 
 
 def crossformer_cases(size, dims=96, heads=3, group=7, interval=8, long_distance=False, version=1, batch=2):
@@ -83,59 +86,87 @@ def crossformer_cases(size, dims=96, heads=3, group=7, interval=8, long_distance
     args = (dims, heads, group, interval, long_distance, version)
     old = ref.CrossFormerBlock(*args)
     new = crossformer.CrossFormerBlock(*args)
-    layout = crossformer.lsda_layout(size, group, interval, long_distance, version) \
-        if hasattr(crossformer, 'lsda_layout') else None
     yield 'before', old, lambda t: old(t), x
-    yield 'after', new, (lambda t: new(t, layout)) if layout is not None else (lambda t: new(t)), x
+    # As the stage does: the layout once, shared by the blocks of its kind.
+    yield 'after', new, lambda t: new(t, new.attn.layout(size, t.device)), x
 
 
 def measure(block, call, x, bf16: bool, repeats: int = 5):
+    device = x.device.type
     block.train()
 
     def step():
         block.zero_grad(set_to_none=True)  # as a training loop does: no gradient accumulation kernels
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             out = call(x.clone().requires_grad_())
         out.float().sum().backward()
 
-    step()  # warm caches (offsets, autocast weight casts happen every step anyway)
+    def sync():
+        if device == 'cuda':
+            torch.cuda.synchronize()
+
+    for _ in range(3):
+        step()  # warm caches and cuDNN's algorithm choice
     counts = count_ops(step)
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         step()
+    sync()
     return counts, (time.perf_counter() - start) / repeats * 1e3
+
+
+#: (batch, stage-1 map) per geometry: CPU keeps it small; cls / dense are the GPU benchmark's stage 1.
+GEOMETRIES = {'cpu': (2, (56, 56), (50, 76)), 'cls': (64, (56, 56), (56, 56)), 'dense': (2, (200, 304), (200, 304))}
+
+
+def build_cases(geometry: str):
+    batch, square, dense = GEOMETRIES[geometry]
+    return {
+        f'Pale-T stage 1 block, {batch}x{square[0]}x{square[1]} (one SDPA call)':
+        lambda: pale_cases(square, batch=batch),
+        f'Pale-T stage 1 block, {batch}x{dense[0]}x{dense[1]} (padded, two calls)':
+        lambda: pale_cases(dense, batch=batch),
+        f'CrossFormer-S stage 1 SDA block, {batch}x{square[0]}x{square[1]}':
+        lambda: crossformer_cases(square, batch=batch),
+        f'CrossFormer-S stage 1 LDA v1 block, {batch}x{dense[0]}x{dense[1]}':
+        lambda: crossformer_cases(dense, long_distance=True, batch=batch),
+        f'CrossFormer-S stage 1 SDA block, {batch}x{dense[0]}x{dense[1]}':
+        lambda: crossformer_cases(dense, batch=batch),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--json', help='write the table here')
     parser.add_argument('--top', type=int, default=0, help='also print the N most frequent ops of each case')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--geometry', nargs='+', default=['cpu'], choices=sorted(GEOMETRIES))
+    parser.add_argument('--repeats', type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
-    torch.set_num_threads(1)
-    cases = {
-        'Pale-T stage 1 block, 56x56 (cls)': lambda: pale_cases((56, 56)),
-        'Pale-T stage 1 block, 50x76 (dense-like, padded, two calls)': lambda: pale_cases((50, 76)),
-        'CrossFormer-S stage 1 SDA block, 56x56': lambda: crossformer_cases((56, 56)),
-        'CrossFormer-S stage 1 LDA v1 block, 50x76 (padded)': lambda: crossformer_cases((50, 76),
-                                                                                       long_distance=True),
-        'CrossFormer-S stage 1 SDA block, 50x76 (padded)': lambda: crossformer_cases((50, 76)),
-    }
+    if args.device == 'cpu':
+        torch.set_num_threads(1)
     rows = []
-    print('| block | impl | ops fp32 (kernels) | ops bf16 autocast (kernels) | CPU ms fp32 / bf16 |')
+    print(f'device {args.device}, torch {torch.__version__}')
+    print('| block | impl | ops fp32 (kernels) | ops bf16 autocast (kernels, casts) | ms fp32 / bf16 |')
     print('|---|---|---|---|---|')
-    for name, make in cases.items():
-        for impl, block, call, x in make():
-            fp32, ms32 = measure(block, call, x, bf16=False)
-            bf16, ms16 = measure(block, call, x, bf16=True)
-            row = dict(block=name, impl=impl, ops_fp32=sum(fp32.values()), kernels_fp32=kernel_ops(fp32),
-                       ops_bf16=sum(bf16.values()), kernels_bf16=kernel_ops(bf16), ms_fp32=ms32, ms_bf16=ms16,
-                       casts_bf16=bf16.get('_to_copy', 0), top_bf16=dict(bf16.most_common(args.top or 12)))
-            rows.append(row)
-            print(f"| {name} | {impl} | {row['ops_fp32']} ({row['kernels_fp32']}) | {row['ops_bf16']} "
-                  f"({row['kernels_bf16']}, {row['casts_bf16']} casts) | {ms32:.1f} / {ms16:.1f} |")
-            if args.top:
-                print('    ', dict(bf16.most_common(args.top)))
+    for geometry in args.geometry:
+        for name, make in build_cases(geometry).items():
+            for impl, block, call, x in make():
+                block.to(args.device)
+                x = x.to(args.device)
+                fp32, ms32 = measure(block, call, x, bf16=False, repeats=args.repeats)
+                bf16, ms16 = measure(block, call, x, bf16=True, repeats=args.repeats)
+                row = dict(block=name, impl=impl, device=args.device, ops_fp32=sum(fp32.values()),
+                           kernels_fp32=kernel_ops(fp32), ops_bf16=sum(bf16.values()), kernels_bf16=kernel_ops(bf16),
+                           ms_fp32=ms32, ms_bf16=ms16, casts_bf16=bf16.get('_to_copy', 0),
+                           top_bf16=dict(bf16.most_common(args.top or 12)))
+                rows.append(row)
+                print(f"| {name} | {impl} | {row['ops_fp32']} ({row['kernels_fp32']}) | {row['ops_bf16']} "
+                      f"({row['kernels_bf16']}, {row['casts_bf16']}) | {ms32:.2f} / {ms16:.2f} |", flush=True)
+                if args.top:
+                    print('    ', dict(bf16.most_common(args.top)))
     if args.json:
         Path(args.json).write_text(json.dumps(dict(torch=torch.__version__, rows=rows), indent=1))
 
