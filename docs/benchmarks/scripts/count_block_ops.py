@@ -118,7 +118,12 @@ def measure(block, call, x, bf16: bool, repeats: int = 5):
 
 #: (batch, stage-1 map) per geometry: 'tiny' times host overhead on CPU (the work is negligible),
 #: 'cpu' a small real size; cls / dense are the GPU benchmark's stage 1.
-GEOMETRIES = {'tiny': (1, (14, 14), (13, 19)), 'cpu': (2, (56, 56), (50, 76)), 'cls': (64, (56, 56), (56, 56)), 'dense': (2, (200, 304), (200, 304))}
+GEOMETRIES = {
+    'tiny': (1, (14, 14), (13, 19)),
+    'cpu': (2, (56, 56), (50, 76)),
+    'cls': (64, (56, 56), (56, 56)),
+    'dense': (2, (200, 304), (200, 304)),
+}
 
 
 def build_cases(geometry: str):

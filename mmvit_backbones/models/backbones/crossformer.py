@@ -32,6 +32,7 @@ from ..layers import (
     drop_path_rates,
     maybe_checkpoint,
 )
+from ..layers.dpb_triton import dpb_mlp
 from .base import MultiScaleBackbone, resolve_arch
 
 Pair = Tuple[int, int]
@@ -531,6 +532,13 @@ class DynamicPosBias(nn.Module):
         """``(..., 2)`` offsets to ``(..., num_heads)`` biases."""
         return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
 
+    def mlp_parameters(self) -> List[torch.Tensor]:
+        """The MLP's tensors in :func:`dpb_mlp`'s order (weight, bias of each Linear; LayerNorm's before it)."""
+        params = [self.pos_proj.weight, self.pos_proj.bias]
+        for seq in (self.pos1, self.pos2, self.pos3):
+            params += [seq[0].weight, seq[0].bias, seq[2].weight, seq[2].bias]
+        return params
+
     def bias_for_group(self, group: Pair, device: torch.device) -> torch.Tensor:
         """The ``(num_heads, N, N)`` bias of a ``group[0] × group[1]`` group (a strided view).
 
@@ -540,7 +548,8 @@ class DynamicPosBias(nn.Module):
         offsets, index = _relative_offsets(group, device)
         # The table is small: run it outside autocast, so that offsets above 256 stay exact (bf16 would round them).
         with torch.autocast(device_type=device.type, enabled=False):
-            table = self(offsets.to(self.pos_proj.weight.dtype))  # ((2gh-1)(2gw-1), heads)
+            # On CUDA one Triton kernel each way (layers/dpb_triton.py) instead of ~30 small ones.
+            table = dpb_mlp(offsets.to(self.pos_proj.weight.dtype), self.mlp_parameters())  # (R, heads)
         return table[index].permute(2, 0, 1)
 
 
