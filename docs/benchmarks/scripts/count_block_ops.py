@@ -11,7 +11,10 @@ time of the step at a small size. Compares the former implementation kept in
     # on the GPU: the same blocks at stage-1 sizes of the two geometries, eager ms per fwd+bwd
     python docs/benchmarks/scripts/count_block_ops.py --device cuda --geometry cls dense --json blocks.json
 
-``count_ops(fn)`` is generic: any callable's ops, by name.
+``count_ops(fn)`` is generic: any callable's ops, by name. With
+``TRITON_INTERPRET=1`` CrossFormer's DPB runs its Triton kernels (interpreted on
+CPU); each launch counts as one op and the interpreter's own tensor traffic
+is left out.
 """
 import argparse
 import collections
@@ -19,7 +22,7 @@ import importlib.util
 import json
 import time
 from pathlib import Path
-from typing import Callable, Counter
+from typing import Callable, Counter, List
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -32,17 +35,52 @@ class _OpCounter(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.counts: Counter[str] = collections.Counter()
+        self.paused = 0  # inside an interpreted Triton launch: its tensor traffic is not the kernel's
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.counts[str(func.overloadpacket.__name__)] += 1
+        if not self.paused:
+            self.counts[str(func.overloadpacket.__name__)] += 1
         return func(*args, **(kwargs or {}))
+
+
+_COUNTERS: List[_OpCounter] = []
+
+
+class _CountedLaunch:
+    """A Triton kernel whose launch counts as one op, ``triton_kernel`` (under
+    ``TRITON_INTERPRET=1`` the interpreter's own tensor ops are not counted)."""
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            counter = _COUNTERS[-1] if _COUNTERS else None
+            if counter is None:
+                return self.kernel[grid](*args, **kwargs)
+            counter.counts['triton_kernel'] += 1
+            counter.paused += 1
+            try:
+                return self.kernel[grid](*args, **kwargs)
+            finally:
+                counter.paused -= 1
+        return launch
+
+
+def count_triton_launches() -> None:
+    """Make the DPB kernels count as one op per launch (see :class:`_CountedLaunch`)."""
+    from mmvit_backbones.models.layers import dpb_triton
+    if dpb_triton.triton is not None:
+        for name in ('_dpb_forward_kernel', '_dpb_backward_kernel'):
+            setattr(dpb_triton, name, _CountedLaunch(getattr(dpb_triton, name)))
 
 
 # Ops that never launch a kernel (metadata only).
 VIEW_OPS = frozenset({
     'view', '_unsafe_view', 'permute', 'transpose', 't', 'expand', 'slice', 'select', 'unsqueeze', 'squeeze',
     'split', 'split_with_sizes', 'unbind', 'alias', 'as_strided', 'detach', 'unflatten', 'flatten', 'narrow',
-    '_reshape_alias', 'empty', 'empty_strided', 'empty_like', 'lift_fresh', 'lift_fresh_copy', 'is_same_size',
+    '_reshape_alias', 'empty', 'empty_strided', 'empty_like', 'new_empty', 'new_empty_strided',
+    'lift_fresh', 'lift_fresh_copy', 'is_same_size',
     'sym_size', 'sym_stride', 'sym_numel', 'sym_storage_offset', 'numel', 'size', 'stride'
 })
 
@@ -50,7 +88,11 @@ VIEW_OPS = frozenset({
 def count_ops(fn: Callable[[], None]) -> Counter[str]:
     """Aten ops dispatched while ``fn()`` runs (forward and backward if it calls backward)."""
     with _OpCounter() as counter:
-        fn()
+        _COUNTERS.append(counter)
+        try:
+            fn()
+        finally:
+            _COUNTERS.pop()
     return counter.counts
 
 
@@ -150,6 +192,7 @@ def main() -> None:
     parser.add_argument('--geometry', nargs='+', default=['cpu'], choices=sorted(GEOMETRIES))
     parser.add_argument('--repeats', type=int, default=20)
     args = parser.parse_args()
+    count_triton_launches()
     torch.manual_seed(0)
     if args.device == 'cpu':
         torch.set_num_threads(1)
