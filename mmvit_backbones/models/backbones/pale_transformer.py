@@ -284,7 +284,7 @@ class PaleBlock(BaseModule):
         # input and weights both ways costs more kernels than the small depthwise
         # convolution saves, and cuDNN's bf16 depthwise backward is the slower one.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x = x + nchw_to_nlc(self.cpe(nlc_to_nchw(x, layouts.size)))
+            x = x + nchw_to_nlc(self.cpe(nlc_to_nchw(x, layouts.size).to(self.cpe.weight.dtype)))
         x = x + self.drop_path(self.attn(self.norm1(x), layouts))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
