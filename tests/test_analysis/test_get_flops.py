@@ -6,7 +6,7 @@ from torch import nn
 
 from mmvit_backbones.analysis import get_flops
 from mmvit_backbones.models.backbones import PaleTransformer
-from mmvit_backbones.models.backbones.pale_transformer import PaleAttention, pale_layout
+from mmvit_backbones.models.backbones.pale_transformer import PaleAttention, PaleLayouts
 from mmvit_backbones.models.layers import fused_attention
 
 
@@ -52,7 +52,7 @@ class AttentionOnly(nn.Module):
         self.size, self.pale = size, pale
 
     def forward(self, x):
-        return self.attn(x[:, 0], pale_layout(self.size, self.pale))
+        return self.attn(x[:, 0], PaleLayouts.build(self.size, self.pale))
 
 
 @pytest.mark.parametrize('fused', [True, False])

@@ -13,9 +13,8 @@ import torch.nn.functional as F
 from mmvit_backbones.models.backbones import CrossFormer, CrossFormerPP
 from mmvit_backbones.models.backbones.crossformer import (
     CLASSIFICATION_GEOMETRY,
-    GroupLayout,
     LongShortDistanceAttention,
-    group_layout,
+    lsda_layout,
 )
 from mmvit_backbones.models.layers import grid_partition, grid_reverse
 
@@ -229,30 +228,32 @@ def test_v1_equals_v2_at_224_and_differs_elsewhere():
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize('size, group_size, interval, long_distance, version, expected', [
     # SDA: windows of G, padded to multiples of G.
-    ((56, 56), 7, 8, False, 2, GroupLayout((7, 7), (1, 1), (56, 56))),
-    ((25, 38), 7, 1, False, 1, GroupLayout((7, 7), (1, 1), (28, 42))),
+    ((56, 56), 7, 8, False, 2, ((7, 7), (1, 1), (56, 56))),
+    ((25, 38), 7, 1, False, 1, ((7, 7), (1, 1), (28, 42))),
     # LDA v2: G x G spaced I apart, padded to G·I (CrossFormer++ stage 1 at 224: 56 -> 64).
-    ((56, 56), 4, 4, True, 2, GroupLayout((4, 4), (4, 4), (64, 64))),
-    ((200, 304), 7, 8, True, 2, GroupLayout((7, 7), (8, 8), (224, 336))),
+    ((56, 56), 4, 4, True, 2, ((4, 4), (4, 4), (64, 64))),
+    ((200, 304), 7, 8, True, 2, ((7, 7), (8, 8), (224, 336))),
     # LDA v1 at 800x1216: I² groups of ceil(H/I) x ceil(W/I) in every stage.
-    ((200, 304), 7, 8, True, 1, GroupLayout((25, 38), (8, 8), (200, 304))),
-    ((100, 152), 7, 4, True, 1, GroupLayout((25, 38), (4, 4), (100, 152))),
-    ((50, 76), 7, 2, True, 1, GroupLayout((25, 38), (2, 2), (50, 76))),
-    ((25, 38), 7, 1, True, 1, GroupLayout((25, 38), (1, 1), (25, 38))),  # I=1: global
-    ((201, 305), 7, 8, True, 1, GroupLayout((26, 39), (8, 8), (208, 312))),
+    ((200, 304), 7, 8, True, 1, ((25, 38), (8, 8), (200, 304))),
+    ((100, 152), 7, 4, True, 1, ((25, 38), (4, 4), (100, 152))),
+    ((50, 76), 7, 2, True, 1, ((25, 38), (2, 2), (50, 76))),
+    ((25, 38), 7, 1, True, 1, ((25, 38), (1, 1), (25, 38))),  # I=1: global
+    ((201, 305), 7, 8, True, 1, ((26, 39), (8, 8), (208, 312))),
     # A side <= G: one global group, whatever the block kind.
-    ((7, 7), 7, 1, True, 2, GroupLayout((7, 7), (1, 1), (7, 7))),
-    ((14, 14), 14, 1, False, 2, GroupLayout((14, 14), (1, 1), (14, 14))),
-    ((5, 9), 7, 2, True, 1, GroupLayout((5, 9), (1, 1), (5, 9))),
+    ((7, 7), 7, 1, True, 2, ((7, 7), (1, 1), (7, 7))),
+    ((14, 14), 14, 1, False, 2, ((14, 14), (1, 1), (14, 14))),
+    ((5, 9), 7, 2, True, 1, ((5, 9), (1, 1), (5, 9))),
 ])
 def test_group_layout(size, group_size, interval, long_distance, version, expected):
-    assert group_layout(size, group_size, interval, long_distance, version) == expected
+    layout = lsda_layout(size, group_size, interval, long_distance, version)
+    assert (layout.group, layout.interval, layout.padded_size) == expected
+    assert (layout.key_bias is None) == (layout.padded_size == size)
 
 
 def test_v1_grouping_members_at_800x1216_stage1():
     """v1 LDA (I=8 on 200x304): 64 groups of 25x38; token (gh, gw) of group
     (ih, iw) is pixel (gh·I + ih, gw·I + iw), groups ordered (ih, iw)."""
-    layout = group_layout((200, 304), 7, 8, True, 1)
+    layout = lsda_layout((200, 304), 7, 8, True, 1)
     rows, cols = torch.meshgrid(torch.arange(200), torch.arange(304), indexing='ij')
     coords = torch.stack([rows, cols], dim=-1)[None]  # (1, H, W, 2)
     groups = grid_partition(coords, layout.group, layout.interval)
@@ -265,8 +266,8 @@ def test_v1_grouping_members_at_800x1216_stage1():
 def test_v2_grouping_members_small():
     """v2 LDA with G=2, I=2 on a 4x4 map: group (ih, iw) holds the pixels
     (2·gh + ih, 2·gw + iw)."""
-    layout = group_layout((4, 4), 2, 2, True, 2)
-    assert layout == GroupLayout((2, 2), (2, 2), (4, 4))
+    layout = lsda_layout((4, 4), 2, 2, True, 2)
+    assert (layout.group, layout.interval, layout.padded_size) == ((2, 2), (2, 2), (4, 4))
     x = torch.arange(16).view(1, 4, 4, 1)
     groups = grid_partition(x, layout.group, layout.interval)
     assert groups[..., 0].tolist() == [[0, 2, 8, 10], [1, 3, 9, 11], [4, 6, 12, 14], [5, 7, 13, 15]]

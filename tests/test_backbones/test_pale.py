@@ -8,7 +8,7 @@ from torch import nn
 
 import mmvit_backbones  # noqa: F401  (registers the models)
 from mmvit_backbones.models.backbones import PaleTransformer
-from mmvit_backbones.models.backbones.pale_transformer import PaleAttention, PaleBlock, pale_layout
+from mmvit_backbones.models.backbones.pale_transformer import PaleAttention, PaleBlock, PaleLayouts
 from mmvit_backbones.models.layers import fused_attention, grid_partition
 
 # Small enough for many forwards on CPU; two heads per branch where it matters.
@@ -76,17 +76,17 @@ def test_registered_in_root_models():
 # ----------------------------------------------------------------------------
 def group_members(layout, branch):
     """Sets of (row, col) of each group, read off grid_partition of a coordinate map."""
-    hp, wp = layout.padded_size
+    hp, wp = layout.rows.padded_size
     rows, cols = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing='ij')
     coords = torch.stack([rows, cols], dim=-1)[None]
-    group, interval = ((layout.row_group, layout.row_interval) if branch == 'row' else
-                       (layout.col_group, layout.col_interval))
+    branch_layout = layout.rows if branch == 'row' else layout.cols
+    group, interval = branch_layout.group, branch_layout.interval
     return [set(map(tuple, g.tolist())) for g in grid_partition(coords, group, interval)]
 
 
 def test_row_and_column_groups_are_interlaced():
-    layout = pale_layout((14, 14), (7, 7))
-    assert layout.padded_size == (14, 14) and layout.row_bias is None and layout.col_bias is None
+    layout = PaleLayouts.build((14, 14), (7, 7))
+    assert layout.rows.padded_size == (14, 14) and layout.rows.key_bias is None and layout.cols.key_bias is None
     row_groups = group_members(layout, 'row')
     col_groups = group_members(layout, 'col')
     all_cols, all_rows = range(14), range(14)
@@ -98,25 +98,25 @@ def test_row_and_column_groups_are_interlaced():
 
 def test_groups_of_a_padded_non_square_map():
     # 9x10 with pale 3: rows need no padding (3 groups), columns pad to 12 (4 groups).
-    layout = pale_layout((9, 10), (3, 3))
-    assert layout.padded_size == (9, 12)
+    layout = PaleLayouts.build((9, 10), (3, 3))
+    assert layout.rows.padded_size == layout.cols.padded_size == (9, 12)
     rows = [{r for r, _ in g} for g in group_members(layout, 'row')]
     cols = [{c for _, c in g} for g in group_members(layout, 'col')]
     assert rows == [{0, 3, 6}, {1, 4, 7}, {2, 5, 8}]
     assert cols == [{0, 4, 8}, {1, 5, 9}, {2, 6, 10}, {3, 7, 11}]
-    assert layout.row_bias.shape == (3, 1, 1, 3 * 12)
+    assert layout.rows.key_bias.shape == (3, 1, 1, 3 * 12)
     # Padded columns 10 and 11 are masked in every group that holds them.
-    hp, wp = layout.padded_size
+    hp, wp = layout.rows.padded_size
     index = torch.arange(hp * wp).view(1, hp, wp, 1)
-    for bias, group, interval in ((layout.row_bias, layout.row_group, layout.row_interval),
-                                  (layout.col_bias, layout.col_group, layout.col_interval)):
-        column = grid_partition(index, group, interval)[..., 0] % wp
-        assert torch.equal(torch.isinf(bias[:, 0, 0]), column >= 10)
+    for branch in (layout.rows, layout.cols):
+        column = grid_partition(index, branch.group, branch.interval)[..., 0] % wp
+        assert torch.equal(torch.isinf(branch.key_bias[:, 0, 0]), column >= 10)
+        assert torch.equal(branch.query_mask, column < 10)
 
 
 def test_map_smaller_than_pale_is_one_group():
-    layout = pale_layout((5, 4), (7, 7))
-    assert layout.padded_size == (5, 4) and layout.pale == (5, 4)
+    layout = PaleLayouts.build((5, 4), (7, 7))
+    assert layout.rows.padded_size == (5, 4) and layout.rows.group == layout.cols.group == (5, 4)
     assert group_members(layout, 'row') == [{(r, c) for r in range(5) for c in range(4)}]
     assert group_members(layout, 'col') == [{(r, c) for r in range(5) for c in range(4)}]
 
@@ -124,6 +124,11 @@ def test_map_smaller_than_pale_is_one_group():
 # ----------------------------------------------------------------------------
 # The attention itself against a per-token reference written from the paper
 # ----------------------------------------------------------------------------
+def attend(attn, q, k, v, layout):
+    """The attention of separate (B, H, W, C) q, k, v maps (it takes them as one [q | k | v] map)."""
+    return attn.attend(torch.cat([q, k, v], dim=-1), layout)
+
+
 def reference_pale_attention(q, k, v, num_heads, pale):
     """Token by token: the first C/2 channels attend over the real tokens whose
     row is congruent modulo N_r = ceil(H / s_r) (interlaced rows), the last C/2
@@ -154,7 +159,7 @@ def test_attention_matches_per_token_reference(size, pale, fused):
     attn = PaleAttention(embed_dims=8, num_heads=4)
     q, k, v = (torch.randn(2, *size, 8) for _ in range(3))
     with fused_attention(fused):
-        out = attn.attend(q, k, v, pale_layout(size, (pale, pale)))
+        out = attend(attn, q, k, v, PaleLayouts.build(size, (pale, pale)))
     torch.testing.assert_close(out, reference_pale_attention(q, k, v, 4, pale), rtol=1e-5, atol=1e-5)
 
 
@@ -163,7 +168,7 @@ def attended_keys(size, pale, query, channel):
     attn = PaleAttention(embed_dims=4, num_heads=2)
     q = torch.zeros(1, *size, 4)
     v = torch.zeros(1, *size, 4, requires_grad=True)
-    attn.attend(q, q, v, pale_layout(size, (pale, pale)))[0, query[0], query[1], channel].backward()
+    attend(attn, q, q, v, PaleLayouts.build(size, (pale, pale)))[0, query[0], query[1], channel].backward()
     return {tuple(p) for p in (v.grad[0, ..., channel] != 0).nonzero().tolist()}
 
 
@@ -186,7 +191,7 @@ def test_padded_keys_are_masked():
     q = torch.randn(1, 8, 13, 4) * 0
     for fused in (True, False):
         with fused_attention(fused):
-            out = attn.attend(q, q, torch.ones(1, 8, 13, 4), pale_layout((8, 13), (7, 7)))
+            out = attend(attn, q, q, torch.ones(1, 8, 13, 4), PaleLayouts.build((8, 13), (7, 7)))
         torch.testing.assert_close(out, torch.ones_like(out))
     # 8 rows, pale 7 -> N_r = 2: token (0, 0) sees the even rows that exist.
     assert attended_keys((8, 13), 7, (0, 0), channel=0) == {(r, c) for r in (0, 2, 4, 6) for c in range(13)}
@@ -196,15 +201,15 @@ def test_heads_split_between_branches():
     # C = 8, 4 heads: row heads own channels 0-1 and 2-3, column heads 4-5 and 6-7.
     torch.manual_seed(0)
     attn = PaleAttention(embed_dims=8, num_heads=4)
-    layout = pale_layout((6, 6), (3, 3))
+    layout = PaleLayouts.build((6, 6), (3, 3))
     q, k, v = (torch.randn(1, 6, 6, 8) for _ in range(3))
-    base = attn.attend(q, k, v, layout)
+    base = attend(attn, q, k, v, layout)
     for channel, owner in ((0, slice(0, 2)), (3, slice(2, 4)), (4, slice(4, 6)), (7, slice(6, 8))):
         for tensor in ('q', 'k', 'v'):
             inputs = dict(q=q.clone(), k=k.clone(), v=v.clone())
             # Random, not constant: a constant shift of k would cancel in the softmax.
             inputs[tensor][..., channel] += torch.randn(1, 6, 6)
-            changed = (attn.attend(layout=layout, **inputs) - base).abs().amax(dim=(0, 1, 2)) > 1e-6
+            changed = (attend(attn, layout=layout, **inputs) - base).abs().amax(dim=(0, 1, 2)) > 1e-6
             # q and k steer the whole head; a value channel only reaches itself.
             expected = torch.zeros(8, dtype=torch.bool)
             expected[owner if tensor != 'v' else channel] = True
@@ -222,7 +227,7 @@ def test_attention_validates_heads():
 def test_block_follows_paper_equations():
     torch.manual_seed(0)
     block = PaleBlock(8, 2, 4., 0., dict(type='LN'), dict(type='BN')).eval()
-    layout = pale_layout((5, 6), (7, 7))
+    layout = PaleLayouts.build((5, 6), (7, 7))
     x = torch.randn(2, 30, 8)
     with torch.no_grad():
         x1 = x + block.cpe(x.transpose(1, 2).reshape(2, 8, 5, 6)).flatten(2).transpose(1, 2)
@@ -294,7 +299,7 @@ def test_norm_eval():
     model = tiny(norm_eval=True)
     model.train()
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert len(bns) == 3 * sum(TINY['depths'])
+    assert len(bns) == sum(TINY['depths'])  # one norm over the fused Q/K/V channels per block
     assert all(not bn.training for bn in bns)
     assert model.stages[0].blocks[0].norm1.training  # LayerNorms are unaffected
     before = bns[0].running_mean.clone()

@@ -6,6 +6,7 @@ Pale-T backbone with all four output norms); the fake checkpoints below are
 synthesised from that file, never from the model.
 """
 import ast
+import logging
 import os.path as osp
 from collections import OrderedDict
 
@@ -17,21 +18,23 @@ from mmvit_backbones.checkpoint import CheckpointMismatchError, load_pretrained,
 from mmvit_backbones.models.backbones import PaleTransformer
 
 KEY_FILE = osp.join(osp.dirname(__file__), '..', '..', 'docs', 'keys', 'pale_t.txt')
+# The layout before issue 14: Q, K and V as three separable convolution modules.
+OLD_KEY_FILE = osp.join(osp.dirname(__file__), '..', 'fixtures', 'keys', 'pale_t_separate_qkv.txt')
 
 
-def documented_shapes() -> 'OrderedDict[str, tuple]':
+def documented_shapes(key_file=KEY_FILE) -> 'OrderedDict[str, tuple]':
     shapes = OrderedDict()
-    with open(KEY_FILE) as f:
+    with open(key_file) as f:
         for line in f:
             name, shape = line.rstrip('\n').split('\t')
             shapes[name] = ast.literal_eval(shape)
     return shapes
 
 
-def synthesize(drop_norms=()) -> 'OrderedDict[str, torch.Tensor]':
+def synthesize(drop_norms=(), key_file=KEY_FILE) -> 'OrderedDict[str, torch.Tensor]':
     torch.manual_seed(0)
     state_dict = OrderedDict()
-    for name, shape in documented_shapes().items():
+    for name, shape in documented_shapes(key_file).items():
         if name.split('.')[0] in drop_norms:
             continue
         if name.endswith('num_batches_tracked'):
@@ -61,14 +64,14 @@ def test_documented_layout_of_a_block():
     shapes = documented_shapes()
     block = {k[len('stages.0.blocks.0.'):]: v for k, v in shapes.items() if k.startswith('stages.0.blocks.0.')}
     separable = {
-        'depthwise_conv.conv.weight': (64, 1, 3, 3),
-        'depthwise_conv.bn.weight': (64, ),
-        'depthwise_conv.bn.bias': (64, ),
-        'depthwise_conv.bn.running_mean': (64, ),
-        'depthwise_conv.bn.running_var': (64, ),
-        'depthwise_conv.bn.num_batches_tracked': (),
-        'pointwise_conv.conv.weight': (64, 64, 1, 1),
-        'pointwise_conv.conv.bias': (64, ),
+        'depthwise.weight': (192, 1, 3, 3),
+        'norm.weight': (192, ),
+        'norm.bias': (192, ),
+        'norm.running_mean': (192, ),
+        'norm.running_var': (192, ),
+        'norm.num_batches_tracked': (),
+        'pointwise.weight': (192, 64, 1, 1),
+        'pointwise.bias': (192, ),
     }
     expected = {
         'cpe.weight': (64, 1, 3, 3), 'cpe.bias': (64, ),
@@ -78,8 +81,7 @@ def test_documented_layout_of_a_block():
         'mlp.fc1.weight': (256, 64), 'mlp.fc1.bias': (256, ),
         'mlp.fc2.weight': (64, 256), 'mlp.fc2.bias': (64, ),
     }  # yapf: disable
-    for qkv in ('to_q', 'to_k', 'to_v'):
-        expected.update({f'attn.{qkv}.{k}': v for k, v in separable.items()})
+    expected.update({f'attn.qkv.{k}': v for k, v in separable.items()})
     assert block == expected
     assert shapes['stages.0.patch_merging.projection.weight'] == (64, 3, 7, 7)
     assert shapes['stages.3.patch_merging.projection.weight'] == (512, 256, 3, 3)
@@ -138,7 +140,7 @@ def test_dense_checkpoint_into_classifier_backbone(tmp_path):
 @pytest.mark.parametrize('corruption', ['missing', 'unexpected', 'shape'])
 def test_corrupted_checkpoint_is_named(tmp_path, corruption):
     state_dict = synthesize()
-    key = 'stages.2.blocks.5.attn.to_k.pointwise_conv.conv.weight'
+    key = 'stages.2.blocks.5.attn.qkv.pointwise.weight'
     if corruption == 'missing':
         del state_dict[key]
     elif corruption == 'unexpected':
@@ -178,3 +180,32 @@ def test_mmpretrain_classifier(tmp_path):
         pooled = classifier.backbone(x)[-1].mean(dim=(2, 3))
         expected = pooled @ state_dict['head.weight'].t() + state_dict['head.bias']
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_old_separate_qkv_layout_loads_converted_and_loudly(tmp_path, monkeypatch):
+    from mmvit_backbones.models.backbones import pale_transformer
+    warnings = []
+    monkeypatch.setattr(pale_transformer, 'print_log', lambda msg, **kw: warnings.append((msg, kw.get('level'))))
+    old = synthesize(key_file=OLD_KEY_FILE)
+    path = save(tmp_path, OrderedDict(('backbone.' + k, v) for k, v in old.items()))
+    model = PaleTransformer('t', init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    assert [level for msg, level in warnings if 'to_q/to_k/to_v' in msg] == [logging.WARNING]
+    report = load_pretrained(model, path, model.convert_state_dict, model.expected_extra_keys)
+    assert report == dict(missing=[], unexpected=[], mismatched=[], ignored=[])
+    own = model.state_dict()
+    for prefix in ('stages.0.blocks.0.attn', 'stages.2.blocks.15.attn'):
+        for new, old_module in (('depthwise.weight', 'depthwise_conv.conv.weight'),
+                                ('norm.running_var', 'depthwise_conv.bn.running_var'),
+                                ('pointwise.weight', 'pointwise_conv.conv.weight'),
+                                ('pointwise.bias', 'pointwise_conv.conv.bias')):
+            expected = torch.cat([old[f'{prefix}.to_{n}.{old_module}'] for n in 'qkv'])
+            assert torch.equal(own[f'{prefix}.qkv.{new}'], expected)
+    assert_loaded(model, {k: v for k, v in old.items() if '.to_' not in k})
+
+
+def test_old_layout_missing_one_of_qkv_is_named():
+    old = synthesize(key_file=OLD_KEY_FILE)
+    del old['stages.1.blocks.0.attn.to_v.pointwise_conv.conv.bias']
+    with pytest.raises(KeyError, match=r'stages\.1\.blocks\.0\.attn\.to_\{q,k,v\}\.pointwise_conv\.conv\.bias'):
+        PaleTransformer('t').convert_state_dict(old)

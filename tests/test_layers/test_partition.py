@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmvit_backbones.models.layers import grid_partition, grid_reverse, pad_to_multiple, padding_key_bias
+from mmvit_backbones.models.layers import GroupLayout, grid_partition, grid_reverse, pad_to_multiple, padding_key_bias
 
 
 def coordinate_map(h, w):
@@ -65,3 +65,84 @@ def test_padding_key_bias_marks_padded_keys_of_each_group():
     assert bias[2].flatten().tolist() == [0, 0, -100, -100]
     assert bias[3].flatten().tolist() == [0, -100, -100, -100]
     assert padding_key_bias((4, 4), (4, 4), group=(2, 2)) is None
+
+
+# ----------------------------------------------------------------------------
+# GroupLayout: the one grouping vocabulary
+# ----------------------------------------------------------------------------
+def real_pixels(layout):
+    """Grouped (row, col) coordinates of every token and whether it is a real pixel."""
+    hp, wp = layout.padded_size
+    groups = grid_partition(coordinate_map(hp, wp), layout.group, layout.interval)
+    real = (groups[..., 0] < layout.size[0]) & (groups[..., 1] < layout.size[1])
+    return groups, real
+
+
+def check_masks(layout, value):
+    _, real = real_pixels(layout)
+    if not layout.padded:
+        assert layout.key_bias is None and layout.query_mask is None
+        return
+    assert layout.query_mask.dtype == torch.bool and layout.query_mask.shape == real.shape
+    assert torch.equal(layout.query_mask, real)
+    assert layout.key_bias.shape == (layout.num_groups, 1, 1, layout.num_tokens)
+    expected = torch.where(real, torch.tensor(0.), torch.tensor(value))
+    assert torch.equal(layout.key_bias[:, 0, 0], expected)
+
+
+@pytest.mark.parametrize('size, window, padded', [((8, 9), (4, 3), (8, 9)), ((5, 7), (3, 3), (6, 9))])
+def test_windows_layout(size, window, padded):
+    layout = GroupLayout.windows(size, window, key_bias_value=-5.)
+    assert layout.key() == (size, padded, window, (1, 1))
+    assert layout.num_groups == (padded[0] // window[0]) * (padded[1] // window[1])
+    check_masks(layout, -5.)
+
+
+def test_sg_local_windows_layout_masks_with_inf():
+    layout = GroupLayout.sg_local_windows((5, 6), 4)
+    assert layout.key() == ((5, 6), (8, 8), (4, 4), (1, 1))
+    check_masks(layout, float('-inf'))
+    # The query mask is what SG-Former's significance averages over: per window, its real queries.
+    assert layout.query_mask.sum(1).tolist() == [16, 8, 4, 2]
+
+
+@pytest.mark.parametrize('size, version, expected', [
+    ((12, 10), 2, ((12, 12), (3, 3), (2, 2))),  # G x G spaced I apart, padded to G·I = 6
+    ((11, 10), 1, ((12, 10), (6, 5), (2, 2))),  # I x I groups of ceil(H/I) x ceil(W/I), padded to I
+])
+def test_long_distance_layout(size, version, expected):
+    layout = GroupLayout.long_distance(size, group_size=3, interval=2, lda_version=version, key_bias_value=-1e6)
+    assert (layout.padded_size, layout.group, layout.interval) == expected
+    check_masks(layout, -1e6)
+    groups, _ = real_pixels(layout)
+    # Members of one group are I apart along both axes.
+    first = groups[0].long()
+    assert set(first[:, 0].tolist()) <= set(range(0, 12, 2)) and set(first[:, 1].tolist()) <= set(range(0, 12, 2))
+
+
+def test_long_distance_rejects_unknown_version():
+    with pytest.raises(ValueError, match='lda_version must be 1 or 2, got 3'):
+        GroupLayout.long_distance((8, 8), 2, 2, lda_version=3)
+
+
+def test_pale_layouts():
+    rows, cols = GroupLayout.pales((9, 10), (3, 3))
+    assert rows.key() == ((9, 10), (9, 12), (3, 12), (3, 1))
+    assert cols.key() == ((9, 10), (9, 12), (9, 3), (1, 4))
+    for layout in (rows, cols):
+        check_masks(layout, float('-inf'))
+    # Row group i holds rows i, i + 3, i + 6 (interlaced).
+    groups, _ = real_pixels(rows)
+    assert [sorted(set(g[:, 0].long().tolist())) for g in groups] == [[0, 3, 6], [1, 4, 7], [2, 5, 8]]
+    # An axis shorter than the pale is one group along it.
+    rows, cols = GroupLayout.pales((2, 20), (7, 7))
+    assert rows.group == (2, 21) and rows.num_groups == 1 and cols.group == (2, 7)
+
+
+def test_layout_partition_and_reverse_crop():
+    x = torch.randn(2, 5, 7, 3)
+    for layout in (GroupLayout.windows((5, 7), (2, 3)), GroupLayout.long_distance((5, 7), 2, 2, 1),
+                   *GroupLayout.pales((5, 7), (2, 2)), GroupLayout.whole_map((5, 7))):
+        groups = layout.partition(x)
+        assert groups.shape == (2 * layout.num_groups, layout.num_tokens, 3)
+        assert torch.equal(layout.reverse(groups), x)

@@ -14,7 +14,7 @@ per-stage ("progressive") group size and amplitude cooling layers (ACL).
 import functools
 import logging
 from collections import OrderedDict
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -25,15 +25,14 @@ from ...checkpoint import from_whole_model_state_dict
 from ...registry import register_model
 from ..layers import (
     DropPath,
+    GroupLayout,
     Mlp,
     attention,
+    crop,
     drop_path_rates,
-    grid_partition,
-    grid_reverse,
     maybe_checkpoint,
-    pad_to_multiple,
-    padding_key_bias,
 )
+from ..layers.dpb_triton import dpb_mlp
 from .base import MultiScaleBackbone, check_per_stage, check_rate, check_type, resolve_arch
 
 Pair = Tuple[int, int]
@@ -423,8 +422,13 @@ class CrossFormerStage(nn.Module):
         self.downsample = CrossScaleMerging(dim) if downsample else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The SDA and the LDA blocks of a stage each share one grouping and padding mask.
+        layouts = {}
         for block in self.blocks:
-            x = maybe_checkpoint(block, x, with_cp=self.with_cp)
+            attn = block.attn
+            if attn.long_distance not in layouts:
+                layouts[attn.long_distance] = attn.layout(x.shape[1:3], x.device)
+            x = maybe_checkpoint(block, x, layouts[attn.long_distance], with_cp=self.with_cp)
         return x
 
 
@@ -459,45 +463,34 @@ class CrossFormerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+    def forward(self, x: torch.Tensor, layout: Optional[GroupLayout] = None) -> torch.Tensor:
+        """``(B, H, W, C)`` in and out; ``layout`` is :meth:`LongShortDistanceAttention.layout` of the map."""
+        x = x + self.drop_path(self.attn(self.norm1(x), layout))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         if self.ex_conv is not None:
             x = self.ex_ln(self.ex_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
         return x
 
 
-class GroupLayout(NamedTuple):
-    """How a map is cut into attention groups (see :func:`grid_partition`)."""
-
-    group: Pair  #: tokens per group, (rows, columns)
-    interval: Pair  #: spacing of a group's members, (rows, columns)
-    padded: Pair  #: map size after bottom/right zero padding
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def group_layout(size: Pair, group_size: int, interval: int, long_distance: bool, lda_version: int) -> GroupLayout:
-    """The groups one LSDA block forms on an ``(h, w)`` map.
+def lsda_layout(size: Pair,
+                group_size: int,
+                interval: int,
+                long_distance: bool,
+                lda_version: int,
+                device: Optional[torch.device] = None) -> GroupLayout:
+    """The groups one LSDA block forms on an ``(h, w)`` map, padded keys biased by -1e6.
 
     * ``min(h, w) <= group_size``: one global group of ``h × w`` tokens.
     * SDA: ``G × G`` windows, padded to multiples of ``G``.
-    * LDA v2: ``G × G`` tokens spaced ``I`` apart, padded to multiples of ``G·I``.
-    * LDA v1: ``I × I`` groups of ``ceil(h/I) × ceil(w/I)`` tokens spaced ``I``
-      apart, padded to multiples of ``I``.
+    * LDA: :meth:`GroupLayout.long_distance` (v2: ``G × G`` tokens spaced ``I``
+      apart; v1: ``I × I`` groups of ``ceil(h/I) × ceil(w/I)`` tokens).
     """
     h, w = size
     if min(h, w) <= group_size:
-        return GroupLayout((h, w), (1, 1), (h, w))
+        return GroupLayout.whole_map((h, w))
     if not long_distance:
-        return GroupLayout((group_size, group_size), (1, 1), (_round_up(h, group_size), _round_up(w, group_size)))
-    if lda_version == 2:
-        span = group_size * interval
-        return GroupLayout((group_size, group_size), (interval, interval), (_round_up(h, span), _round_up(w, span)))
-    hp, wp = _round_up(h, interval), _round_up(w, interval)
-    return GroupLayout((hp // interval, wp // interval), (interval, interval), (hp, wp))
+        return GroupLayout.windows((h, w), (group_size, group_size), PADDED_KEY_BIAS, device)
+    return GroupLayout.long_distance((h, w), group_size, interval, lda_version, PADDED_KEY_BIAS, device)
 
 
 class DynamicPosBias(nn.Module):
@@ -521,8 +514,15 @@ class DynamicPosBias(nn.Module):
         """``(..., 2)`` offsets to ``(..., num_heads)`` biases."""
         return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
 
+    def mlp_parameters(self) -> List[torch.Tensor]:
+        """The MLP's tensors in :func:`dpb_mlp`'s order (weight, bias of each Linear; LayerNorm's before it)."""
+        params = [self.pos_proj.weight, self.pos_proj.bias]
+        for seq in (self.pos1, self.pos2, self.pos3):
+            params += [seq[0].weight, seq[0].bias, seq[2].weight, seq[2].bias]
+        return params
+
     def bias_for_group(self, group: Pair, device: torch.device) -> torch.Tensor:
-        """The ``(num_heads, N, N)`` bias of a ``group[0] × group[1]`` group.
+        """The ``(num_heads, N, N)`` bias of a ``group[0] × group[1]`` group (a strided view).
 
         The MLP runs once on the ``(2·gh−1)(2·gw−1)`` distinct offsets (not on
         the N² pairs); the result is gathered per (query, key) pair.
@@ -530,8 +530,9 @@ class DynamicPosBias(nn.Module):
         offsets, index = _relative_offsets(group, device)
         # The table is small: run it outside autocast, so that offsets above 256 stay exact (bf16 would round them).
         with torch.autocast(device_type=device.type, enabled=False):
-            table = self(offsets.to(self.pos_proj.weight.dtype))  # ((2gh-1)(2gw-1), heads)
-        return table[index].permute(2, 0, 1).contiguous()
+            # On CUDA one Triton kernel each way (layers/dpb_triton.py) instead of ~30 small ones.
+            table = dpb_mlp(offsets.to(self.pos_proj.weight.dtype), self.mlp_parameters())  # (R, heads)
+        return table[index].permute(2, 0, 1)
 
 
 def _relative_offsets(group: Pair, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -570,7 +571,7 @@ class LongShortDistanceAttention(nn.Module):
     """Multi-head attention inside the groups of one SDA or LDA block.
 
     Takes the normalised ``(B, H, W, C)`` map, pads it at the bottom/right,
-    groups it (:func:`group_layout`), attends with the DPB bias plus a -1e6
+    groups it (:func:`lsda_layout`), attends with the DPB bias plus a -1e6
     bias on padded keys, ungroups, crops and projects. The configuration is
     fixed at construction; the layout is computed per forward.
     """
@@ -588,30 +589,33 @@ class LongShortDistanceAttention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
-    def layout(self, size: Pair) -> GroupLayout:
-        return group_layout(size, self.group_size, self.interval, self.long_distance, self.lda_version)
+    def layout(self, size: Pair, device: Optional[torch.device] = None) -> GroupLayout:
+        return lsda_layout(tuple(size), self.group_size, self.interval, self.long_distance, self.lda_version, device)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layout: Optional[GroupLayout] = None) -> torch.Tensor:
+        """``(B, H, W, C)`` normalised map in and out; ``layout`` defaults to :meth:`layout` of it."""
         b, h, w, c = x.shape
-        layout = self.layout((h, w))
-        x, _ = pad_to_multiple(x, layout.padded)
-        groups = grid_partition(x, layout.group, layout.interval)  # (B·nG, N, C)
-        num_groups, num_tokens = groups.shape[0] // b, groups.shape[1]
-        qkv = self.qkv(groups).view(b, num_groups, num_tokens, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each (B, nG, heads, N, d)
+        if layout is None:
+            layout = self.layout((h, w), x.device)
+        heads, d = self.num_heads, c // self.num_heads
+        groups = layout.partition(x)  # (B·nG, N, C)
+        num_groups, num_tokens = layout.num_groups, layout.num_tokens
+        qkv = self.qkv(groups).view(b, num_groups, num_tokens, 3, heads, d).permute(3, 0, 1, 4, 2, 5)
 
-        bias = self.pos.bias_for_group(layout.group, x.device)  # (heads, N, N), shared by all groups
-        key_mask = padding_key_bias((h, w), layout.padded, layout.group, layout.interval, PADDED_KEY_BIAS,
-                                    x.device)  # (nG, 1, 1, N) or None
-        if key_mask is None:
-            # Groups as batch: the bias broadcasts over B·nG.
-            shape = (b * num_groups, self.num_heads, num_tokens, -1)
+        bias = self.pos.bias_for_group(layout.group, x.device)  # (heads, N, N) view, shared by all groups
+        if layout.key_bias is None:
+            # Groups as batch: the bias broadcasts over B·nG (q, k, v are views).
+            shape = (3, b * num_groups, heads, num_tokens, d)
+            bias = bias.contiguous()
         else:
-            # Groups and heads share one axis so that the per-group mask broadcasts over B only.
-            bias = (bias + key_mask).reshape(num_groups * self.num_heads, num_tokens, num_tokens)
-            shape = (b, num_groups * self.num_heads, num_tokens, -1)
-        out = attention(q.reshape(shape), k.reshape(shape), v.reshape(shape), bias=bias, scale=self.scale)
-        out = out.reshape(b * num_groups, self.num_heads, num_tokens, -1).transpose(1, 2).reshape(
-            b * num_groups, num_tokens, c)
-        out = grid_reverse(out, layout.padded, layout.group, layout.interval)[:, :h, :w]
-        return self.proj(out)
+            # Groups and heads share one axis so that the per-group mask broadcasts
+            # over B only (one copy lays out q, k and v together).
+            bias = (bias + layout.key_bias).reshape(num_groups * heads, num_tokens, num_tokens)
+            shape = (3, b, num_groups * heads, num_tokens, d)
+        q, k, v = qkv.reshape(shape).unbind(0)
+        out = attention(q, k, v, bias=bias, scale=self.scale)
+        # Heads back to channels and groups back to pixels in one copy.
+        (hp, wp), (gh, gw), (ih, iw) = layout.padded_size, layout.group, layout.interval
+        out = out.view(b, hp // (gh * ih), wp // (gw * iw), ih, iw, heads, gh, gw, d)
+        out = out.permute(0, 1, 6, 3, 2, 7, 4, 5, 8).reshape(b, hp, wp, c)
+        return self.proj(crop(out, (h, w)))

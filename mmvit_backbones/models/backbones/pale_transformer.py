@@ -13,12 +13,16 @@ described in ``docs/pale.md``:
   within groups of ``s_c`` interlaced columns; the halves are concatenated and
   projected. Rows ``i, i + H/s_r, i + 2H/s_r, ...`` form row group ``i``.
 """
+import logging
 import math
-from typing import List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+import re
+from collections import OrderedDict
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-from mmcv.cnn import DepthwiseSeparableConvModule, build_norm_layer
+from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import constant_init, normal_init, trunc_normal_init
 from torch import nn
@@ -28,16 +32,15 @@ from ...checkpoint import from_whole_model_state_dict
 from ...registry import register_model
 from ..layers import (
     DropPath,
+    GroupLayout,
     Mlp,
     attention,
+    crop,
     drop_path_rates,
-    grid_partition,
-    grid_reverse,
     maybe_checkpoint,
     nchw_to_nlc,
     nlc_to_nchw,
     pad_to_multiple,
-    padding_key_bias,
 )
 from .base import MultiScaleBackbone, check_per_stage, check_rate, resolve_arch
 
@@ -169,14 +172,15 @@ class PaleTransformer(MultiScaleBackbone):
         """Take the backbone out of any file trained with this project.
 
         Accepted: a backbone state dict, or a whole classifier / detector /
-        segmentor one (``backbone.*``). Pale Transformer has no released
-        reference weights, so there is no other format to convert.
+        segmentor one (``backbone.*``), also in the former layout with separate
+        ``attn.to_q`` / ``to_k`` / ``to_v`` convolutions (:func:`convert_separate_qkv`).
+        Pale Transformer has no released reference weights.
 
         A checkpoint trained with other ``out_indices`` (an ImageNet classifier
         has ``norm3`` only) lacks the output norms of the other stages: the base
         class leaves those at their initialisation and logs it.
         """
-        return from_whole_model_state_dict(state_dict)
+        return convert_separate_qkv(from_whole_model_state_dict(state_dict))
 
     def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []
@@ -229,9 +233,9 @@ class PaleStage(BaseModule):
         """``(B, C_in, H_in, W_in)`` map to ``(B, H·W, C)`` tokens and ``(H, W)``."""
         x, size = self.patch_merging(x)
         # Every block of the stage shares the grouping and padding masks.
-        layout = pale_layout(size, self.pale_size, x.device)
+        layouts = PaleLayouts.build(size, self.pale_size, x.device)
         for block in self.blocks:
-            x = maybe_checkpoint(block, x, layout, with_cp=self.with_cp)
+            x = maybe_checkpoint(block, x, layouts, with_cp=self.with_cp)
         return x, size
 
 
@@ -252,71 +256,126 @@ class PaleBlock(BaseModule):
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, layout: 'PaleLayout') -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layouts: 'PaleLayouts') -> torch.Tensor:
         """``(B, H·W, C)`` tokens in and out."""
-        x = x + nchw_to_nlc(self.cpe(nlc_to_nchw(x, layout.size)))
-        x = x + self.drop_path(self.attn(self.norm1(x), layout))
+        # CPE stays in the residual stream's precision under autocast: casting its
+        # input and weights both ways costs more kernels than the small depthwise
+        # convolution saves, and cuDNN's bf16 depthwise backward is the slower one.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x + nchw_to_nlc(self.cpe(nlc_to_nchw(x, layouts.size).to(self.cpe.weight.dtype)))
+        x = x + self.drop_path(self.attn(self.norm1(x), layouts))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class PaleLayout(NamedTuple):
-    """How one map size is cut into row and column groups.
+class PaleLayouts(NamedTuple):
+    """The row and column groups of one map size (:meth:`GroupLayout.pales`).
 
-    ``size`` is the map, ``padded_size`` it after bottom/right padding to
-    multiples of ``pale`` (the pale size, clipped to the map). Row groups are
-    ``grid_partition(x, row_group, row_interval)``; column groups likewise.
-    The biases hide padded keys (None when nothing is padded).
+    ``fused`` says whether both branches can be attended in one call: same
+    number of groups and tokens per group (a square padded map). Then the
+    column groups are taken in transposed member order (columns of the pale
+    first), the order in which they have the row groups' shape;
+    ``fused_key_bias`` hides padded keys of both branches in that order,
+    ``(1, 2·G·heads, 1, N)`` once expanded over heads by the attention.
     """
-    size: Pair
-    padded_size: Pair
-    pale: Pair
-    row_group: Pair
-    row_interval: Pair
-    col_group: Pair
-    col_interval: Pair
-    row_bias: Optional[torch.Tensor]
-    col_bias: Optional[torch.Tensor]
+    rows: GroupLayout
+    cols: GroupLayout
+    fused: bool
+    fused_key_bias: Optional[torch.Tensor]
+
+    @property
+    def size(self) -> Pair:
+        return self.rows.size
+
+    @classmethod
+    def build(cls, size: Pair, pale_size: Pair, device: Optional[torch.device] = None) -> 'PaleLayouts':
+        rows, cols = GroupLayout.pales(size, pale_size, device)
+        fused = rows.group == cols.group[::-1] and rows.num_groups == cols.num_groups
+        fused_bias = None
+        if fused and rows.key_bias is not None:
+            col_bias = cols.key_bias.unflatten(-1, cols.group).transpose(-1, -2).flatten(-2)
+            fused_bias = torch.stack([rows.key_bias, col_bias])  # (2, G, 1, 1, N)
+        return cls(rows, cols, fused, fused_bias)
 
 
-def pale_layout(size: Pair, pale_size: Pair, device: Optional[torch.device] = None) -> PaleLayout:
-    """Row and column groups of a ``size`` map for pale size ``(s_r, s_c)``.
+class SeparableQKV(nn.Module):
+    """Q, K and V from one separable convolution of the map (as in CvT).
 
-    With ``N_r = Hp / s_r``, row group ``i`` holds the ``s_r`` interlaced rows
-    ``i, i + N_r, ..., i + (s_r - 1) N_r`` across the full (padded) width: a
-    ``grid_partition`` group of ``(s_r, Wp)`` tokens with interval ``(N_r, 1)``.
-    Column groups are the same along W. An axis shorter than the pale size is
-    one group along it (``s`` clipped to the map).
+    The paper's three separable convolutions (depthwise 3x3, BatchNorm,
+    pointwise 1x1 with bias) read the same input, so they run as one: a
+    depthwise convolution over the input taken three times (``3C`` channels,
+    ``[q | k | v]``), one norm over the ``3C`` channels and a pointwise
+    convolution in three groups. Keys ``depthwise.weight`` ``(3C, 1, 3, 3)``,
+    ``norm.*`` ``(3C,)``, ``pointwise.weight`` ``(3C, C, 1, 1)`` and
+    ``pointwise.bias``: the concatenation of the former ``to_q``, ``to_k``,
+    ``to_v`` modules (:func:`convert_separate_qkv` converts those files).
     """
-    h, w = size
-    s_r, s_c = min(pale_size[0], h), min(pale_size[1], w)
-    hp, wp = math.ceil(h / s_r) * s_r, math.ceil(w / s_c) * s_c
-    row_group, row_interval = (s_r, wp), (hp // s_r, 1)
-    col_group, col_interval = (hp, s_c), (1, wp // s_c)
-    return PaleLayout(
-        size=(h, w),
-        padded_size=(hp, wp),
-        pale=(s_r, s_c),
-        row_group=row_group,
-        row_interval=row_interval,
-        col_group=col_group,
-        col_interval=col_interval,
-        row_bias=padding_key_bias((h, w), (hp, wp), row_group, row_interval, device=device),
-        col_bias=padding_key_bias((h, w), (hp, wp), col_group, col_interval, device=device))
+
+    def __init__(self, embed_dims: int, conv_norm_cfg: dict) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(3 * embed_dims, 3 * embed_dims, 3, padding=1, groups=3 * embed_dims, bias=False)
+        self.norm = build_norm_layer(conv_norm_cfg, 3 * embed_dims)[1]
+        self.pointwise = nn.Conv2d(3 * embed_dims, 3 * embed_dims, 1, groups=3)
+
+    def forward(self, x: torch.Tensor, size: Pair) -> torch.Tensor:
+        """``(B, H·W, C)`` tokens to a ``(B, H, W, 3C)`` map laid out ``[q | k | v]``."""
+        # The token layout makes every map here a channels-last view: no copies.
+        x = nlc_to_nchw(x.repeat(1, 1, 3), size)
+        # The depthwise convolution and its norm stay in float32 under autocast:
+        # cuDNN's bf16 depthwise backward is slower than its fp32 one (docs/benchmarks/).
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = self.norm(self.depthwise(x.to(self.depthwise.weight.dtype)))
+        return self.pointwise(x).permute(0, 2, 3, 1)
+
+
+def convert_separate_qkv(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Old Pale files (``attn.to_q`` / ``to_k`` / ``to_v`` separable convolutions)
+    to the fused ``attn.qkv`` layout of :class:`SeparableQKV`, logging a warning.
+
+    Returns the input unchanged when it holds no old keys.
+    """
+    old = re.compile(r'^((?:.*\.)?attn)\.to_([qkv])\.'
+                     r'(depthwise_conv\.conv|depthwise_conv\.bn|pointwise_conv\.conv)\.(.+)$')
+    renamed = {'depthwise_conv.conv': 'depthwise', 'depthwise_conv.bn': 'norm', 'pointwise_conv.conv': 'pointwise'}
+    parts: Dict[Tuple[str, str, str], Dict[str, torch.Tensor]] = {}
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for key, value in state_dict.items():
+        match = old.match(key)
+        if match is None:
+            out[key] = value
+            continue
+        prefix, which, module, leaf = match.groups()
+        new_key = f'{prefix}.qkv.{renamed[module]}.{leaf}'
+        parts.setdefault((prefix, module, leaf), {})[which] = value
+        out.setdefault(new_key, None)
+    if not parts:
+        return out
+    for (prefix, module, leaf), values in parts.items():
+        new_key = f'{prefix}.qkv.{renamed[module]}.{leaf}'
+        if sorted(values) != ['k', 'q', 'v']:
+            raise KeyError(f'{prefix}.to_{{q,k,v}}.{module}.{leaf}: only {sorted(values)} found; '
+                           'an old-layout Pale file needs all three')
+        if leaf == 'num_batches_tracked':
+            out[new_key] = torch.stack([values[n] for n in 'qkv']).max()
+        else:
+            out[new_key] = torch.cat([values[n] for n in 'qkv'])
+    print_log(f'Pale Transformer: converted {len(parts)} tensors of the old separate to_q/to_k/to_v layout '
+              'into the fused attn.qkv layout (docs/pale.md)', logger='current', level=logging.WARNING)
+    return out
 
 
 class PaleAttention(BaseModule):
     """Pale-shaped self-attention, parallel implementation (paper eq. 1-3).
 
-    Q, K and V each come from a separable convolution of the whole map
-    (depthwise 3x3, BatchNorm, pointwise 1x1 with bias). Channels
-    ``[0, C/2)`` (heads ``[0, h/2)``) attend within row groups, channels
-    ``[C/2, C)`` within column groups; ``head_dim = C / h`` and the scale is
-    ``head_dim ** -0.5``. The concatenated halves go through a Linear ``proj``.
+    Q, K and V come from separable convolutions of the whole map
+    (:class:`SeparableQKV`). Channels ``[0, C/2)`` (heads ``[0, h/2)``) of
+    each attend within row groups, channels ``[C/2, C)`` within column groups;
+    ``head_dim = C / h`` and the scale is ``head_dim ** -0.5``. The
+    concatenated halves go through a Linear ``proj``.
 
     Args:
         embed_dims (int): Channels ``C``.
         num_heads (int): Heads ``h`` (even; ``h / 2`` per branch).
-        conv_norm_cfg (dict, optional): Norm after the depthwise convolutions.
+        conv_norm_cfg (dict, optional): Norm after the depthwise convolution.
             None means ``dict(type='BN')``.
     """
 
@@ -330,48 +389,57 @@ class PaleAttention(BaseModule):
         self.num_heads = num_heads
         self.head_dim = embed_dims // num_heads
         self.scale = self.head_dim ** -0.5
-        self.to_q, self.to_k, self.to_v = (
-            DepthwiseSeparableConvModule(
-                embed_dims, embed_dims, 3, padding=1, dw_norm_cfg=conv_norm_cfg, pw_norm_cfg=None, act_cfg=None)
-            for _ in range(3))
+        self.qkv = SeparableQKV(embed_dims, conv_norm_cfg)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def forward(self, x: torch.Tensor, layout: PaleLayout) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layouts: PaleLayouts) -> torch.Tensor:
         """``(B, H·W, C)`` tokens (already normalised) in and out."""
         b, n, c = x.shape
-        x = nlc_to_nchw(x, layout.size)
         # Padding comes after the convolutions, so that BatchNorm statistics
         # see real tokens only; padded keys are masked anyway.
-        q, k, v = (to(x).permute(0, 2, 3, 1) for to in (self.to_q, self.to_k, self.to_v))
-        return self.proj(self.attend(q, k, v, layout).reshape(b, n, c))
+        out = self.attend(self.qkv(x, layouts.size), layouts)
+        return self.proj(out.reshape(b, n, c))
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: PaleLayout) -> torch.Tensor:
-        """Row/column attention of ``(B, H, W, C)`` q, k, v maps; returns ``(B, H, W, C)``."""
-        half = self.embed_dims // 2
-        # One copy lays out [q, k, v] of the row half, then of the column half,
-        # so that each branch is a channel slice that grid_partition can view.
-        qkv = torch.cat([t[..., :half] for t in (q, k, v)] + [t[..., half:] for t in (q, k, v)], dim=-1)
-        qkv, _ = pad_to_multiple(qkv, layout.pale)
-        rows = self._grouped_attention(qkv[..., :3 * half], layout.row_group, layout.row_interval,
-                                       layout.row_bias)
-        cols = self._grouped_attention(qkv[..., 3 * half:], layout.col_group, layout.col_interval,
-                                       layout.col_bias)
-        h, w = layout.size
-        return torch.cat([rows[:, :h, :w], cols[:, :h, :w]], dim=-1)
+    def attend(self, qkv: torch.Tensor, layouts: PaleLayouts) -> torch.Tensor:
+        """Row/column attention of a ``(B, H, W, 3C)`` ``[q | k | v]`` map; returns ``(B, H, W, C)``."""
+        rows, cols = layouts.rows, layouts.cols
+        b = qkv.shape[0]
+        hp, wp = rows.padded_size
+        heads, d = self.num_heads // 2, self.head_dim
+        qkv, _ = pad_to_multiple(qkv, rows.padded_size)
+        # Channels are (q/k/v, branch, head, d); each branch's groups are one
+        # strided view of the map, copied once into attention layout.
+        # (unbind, not two selections: its backward is one stack, theirs two zero-filled copies and a sum).
+        row_branch, col_branch = qkv.view(b, hp, wp, 3, 2, heads, d).unbind(4)
+        (s_r, _), (n_r, _) = rows.group, rows.interval
+        (_, s_c), (_, n_c) = cols.group, cols.interval
+        # Row group i, member (a, x): pixel (a·N_r + i, x).  -> (3, B, N_r, heads, s_r, Wp, d)
+        row_groups = row_branch.view(b, s_r, n_r, wp, 3, heads, d).permute(4, 0, 2, 5, 1, 3, 6)
+        # Column group j, member (y, a): pixel (y, a·N_c + j).  -> (3, B, N_c, heads, Hp, s_c, d)
+        col_groups = col_branch.view(b, hp, s_c, n_c, 3, heads, d).permute(4, 0, 3, 5, 1, 2, 6)
+        if layouts.fused:
+            # Columns taken (a, y): the same shape as the rows, so one call attends both.
+            groups = torch.stack([row_groups, col_groups.transpose(-3, -2)], dim=2)
+            q, k, v = groups.reshape(3, b, 2 * n_r * heads, s_r * wp, d).unbind(0)
+            out = attention(q, k, v, bias=self._head_bias(layouts.fused_key_bias, heads), scale=self.scale)
+            row_out, col_out = out.view(b, 2, n_r, heads, s_r, wp, d).unbind(1)
+            col_out = col_out.transpose(-3, -2)
+        else:
+            q, k, v = row_groups.reshape(3, b, n_r * heads, s_r * wp, d).unbind(0)
+            row_out = attention(q, k, v, bias=self._head_bias(rows.key_bias, heads), scale=self.scale)
+            q, k, v = col_groups.reshape(3, b, n_c * heads, hp * s_c, d).unbind(0)
+            col_out = attention(q, k, v, bias=self._head_bias(cols.key_bias, heads), scale=self.scale)
+            row_out = row_out.view(b, n_r, heads, s_r, wp, d)
+            col_out = col_out.view(b, n_c, heads, hp, s_c, d)
+        # Back to pixels: (B, s_r, N_r, Wp, heads, d) and (B, Hp, s_c, N_c, heads, d).
+        row_map = row_out.permute(0, 3, 1, 4, 2, 5).reshape(b, hp, wp, heads * d)
+        col_map = col_out.permute(0, 3, 4, 1, 2, 5).reshape(b, hp, wp, heads * d)
+        return crop(torch.cat([row_map, col_map], dim=-1), rows.size)
 
-    def _grouped_attention(self, qkv: torch.Tensor, group: Pair, interval: Pair,
-                           bias: Optional[torch.Tensor]) -> torch.Tensor:
-        """Attention of one branch inside all its groups at once.
-
-        ``qkv``: ``(B, Hp, Wp, 3·C/2)`` laid out ``[q | k | v]``; returns ``(B, Hp, Wp, C/2)``.
-        """
-        b, hp, wp, _ = qkv.shape
-        heads = self.num_heads // 2
-        groups = grid_partition(qkv, group, interval)  # (B·G, N, 3·C/2)
-        num, tokens, _ = groups.shape
-        q, k, v = groups.view(num, tokens, 3, heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if bias is not None:
-            bias = bias.repeat(b, 1, 1, 1)  # groups are ordered batch-major
-        out = attention(q, k, v, bias=bias, scale=self.scale)  # (B·G, heads, N, head_dim)
-        out = out.transpose(1, 2).reshape(num, tokens, heads * self.head_dim)
-        return grid_reverse(out, (hp, wp), group, interval)
+    @staticmethod
+    def _head_bias(key_bias: Optional[torch.Tensor], heads: int) -> Optional[torch.Tensor]:
+        """``(..., G, 1, 1, N)`` key bias to ``(1, ..·G·heads, 1, N)``: groups and heads share the SDPA head axis."""
+        if key_bias is None:
+            return None
+        return key_bias.expand(*key_bias.shape[:-3], heads, 1, key_bias.shape[-1]).reshape(1, -1, 1,
+                                                                                             key_bias.shape[-1])

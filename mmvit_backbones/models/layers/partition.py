@@ -11,7 +11,11 @@ All three are one operation, :func:`grid_partition`: a map of size
 ``(R·G·I) × (R'·G'·I')`` is cut into regions of ``G·I`` rows (``G'·I'`` columns);
 inside a region, the tokens whose row offsets agree modulo ``I`` (column offsets
 modulo ``I'``) form a group of ``G × G'`` tokens. ``I = 1`` gives windows.
+
+:class:`GroupLayout` names one such grouping of one map size, with its padding
+masks; its constructors are the only place each family's grouping rule lives.
 """
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
@@ -31,6 +35,20 @@ def pad_to_multiple(x: torch.Tensor, multiple: Pair) -> Tuple[torch.Tensor, Pair
     if pad_h or pad_w:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     return x, (pad_h, pad_w)
+
+
+def crop(x: torch.Tensor, size: Pair) -> torch.Tensor:
+    """Crop a ``(B, Hp, Wp, C)`` map to its top-left ``(B, H, W, C)``.
+
+    A negative pad: one kernel forward and one backward, where slicing both
+    axes costs a zero-filled copy per axis in backward. Returns ``x`` itself
+    when there is nothing to crop.
+    """
+    _, hp, wp, _ = x.shape
+    h, w = size
+    if (h, w) == (hp, wp):
+        return x
+    return F.pad(x, (0, 0, 0, w - wp, 0, h - hp))
 
 
 def grid_partition(x: torch.Tensor, group: Pair, interval: Pair = (1, 1)) -> torch.Tensor:
@@ -91,3 +109,148 @@ def padding_key_bias(size: Pair,
     padded = grid_partition(padded, group, interval)  # (num_groups, N, 1)
     bias = torch.zeros(padded.shape[0], 1, 1, padded.shape[1], device=device)
     return bias.masked_fill(padded.transpose(1, 2).unsqueeze(1), value)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True, eq=False)
+class GroupLayout:
+    """How one map size is cut into attention groups: the grouping vocabulary.
+
+    Every backbone forms its groups through one of the constructors below and
+    then uses :meth:`partition` / :meth:`reverse`; nothing else needs to know
+    how padding or interlacing works.
+
+    Attributes:
+        size: The ``(H, W)`` of the map.
+        padded_size: ``(Hp, Wp)`` after bottom/right zero padding.
+        group: Tokens per group, ``(rows, columns)`` (see :func:`grid_partition`).
+        interval: Spacing of a group's members, ``(rows, columns)``.
+        key_bias: ``(num_groups, 1, 1, N)`` additive logits bias, 0 for real
+            keys and ``key_bias_value`` for padded ones; None without padding.
+        query_mask: ``(num_groups, N)`` bool, True for real (unpadded) queries;
+            None without padding. Explicit, so that nothing has to recover it
+            from the key bias.
+    """
+
+    size: Pair
+    padded_size: Pair
+    group: Pair
+    interval: Pair
+    key_bias: Optional[torch.Tensor] = None
+    query_mask: Optional[torch.Tensor] = None
+
+    @property
+    def num_groups(self) -> int:
+        """Groups per image."""
+        (hp, wp), (gh, gw) = self.padded_size, self.group
+        return (hp // gh) * (wp // gw)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per group, ``N``."""
+        return self.group[0] * self.group[1]
+
+    @property
+    def padded(self) -> bool:
+        return self.size != self.padded_size
+
+    def key(self) -> Tuple[Pair, Pair, Pair, Pair]:
+        """The geometry without the masks (for comparisons and tests)."""
+        return self.size, self.padded_size, self.group, self.interval
+
+    def partition(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, C)`` map to ``(B·num_groups, N, C)`` groups (padding first)."""
+        x, _ = pad_to_multiple(x, self.padded_size)
+        return grid_partition(x, self.group, self.interval)
+
+    def reverse(self, groups: torch.Tensor) -> torch.Tensor:
+        """``(B·num_groups, N, C)`` groups back to the cropped ``(B, H, W, C)`` map."""
+        return crop(grid_reverse(groups, self.padded_size, self.group, self.interval), self.size)
+
+    @classmethod
+    def build(cls,
+              size: Pair,
+              padded_size: Pair,
+              group: Pair,
+              interval: Pair = (1, 1),
+              key_bias_value: float = float('-inf'),
+              device: Optional[torch.device] = None) -> 'GroupLayout':
+        """A layout with its masks computed (the constructors below call this)."""
+        size, padded_size, group, interval = (tuple(size), tuple(padded_size), tuple(group), tuple(interval))
+        if size == padded_size:
+            return cls(size, padded_size, group, interval)
+        real = torch.zeros(1, *padded_size, 1, dtype=torch.bool, device=device)
+        real[:, :size[0], :size[1]] = True
+        query_mask = grid_partition(real, group, interval)[..., 0]  # (num_groups, N)
+        key_bias = padding_key_bias(size, padded_size, group, interval, key_bias_value, device)
+        return cls(size, padded_size, group, interval, key_bias, query_mask)
+
+    @classmethod
+    def whole_map(cls, size: Pair) -> 'GroupLayout':
+        """One group of all ``H × W`` tokens."""
+        return cls.build(size, size, size)
+
+    @classmethod
+    def windows(cls,
+                size: Pair,
+                window: Pair,
+                key_bias_value: float = float('-inf'),
+                device: Optional[torch.device] = None) -> 'GroupLayout':
+        """Contiguous ``window`` tiles, the map padded to multiples of the window
+        (CrossFormer's SDA, Swin)."""
+        padded = (_round_up(size[0], window[0]), _round_up(size[1], window[1]))
+        return cls.build(size, padded, window, (1, 1), key_bias_value, device)
+
+    @classmethod
+    def sg_local_windows(cls, size: Pair, window: int, device: Optional[torch.device] = None) -> 'GroupLayout':
+        """SG-Former's local branch: ``window × window`` tiles, padded keys
+        masked with ``-inf``, and the query mask for its significance means."""
+        return cls.windows(size, (window, window), float('-inf'), device)
+
+    @classmethod
+    def long_distance(cls,
+                      size: Pair,
+                      group_size: int,
+                      interval: int,
+                      lda_version: int,
+                      key_bias_value: float = float('-inf'),
+                      device: Optional[torch.device] = None) -> 'GroupLayout':
+        """CrossFormer's LDA groups.
+
+        * version 2 (CrossFormer++): ``G × G`` tokens spaced ``I`` apart, the
+          map padded to multiples of ``G·I``;
+        * version 1 (CrossFormer): ``I × I`` groups of ``ceil(H/I) × ceil(W/I)``
+          tokens spaced ``I`` apart, the map padded to multiples of ``I``.
+        """
+        h, w = size
+        if lda_version == 2:
+            span = group_size * interval
+            return cls.build(size, (_round_up(h, span), _round_up(w, span)), (group_size, group_size),
+                             (interval, interval), key_bias_value, device)
+        if lda_version == 1:
+            hp, wp = _round_up(h, interval), _round_up(w, interval)
+            return cls.build(size, (hp, wp), (hp // interval, wp // interval), (interval, interval), key_bias_value,
+                             device)
+        raise ValueError(f'lda_version must be 1 or 2, got {lda_version!r}')
+
+    @classmethod
+    def pales(cls, size: Pair, pale_size: Pair,
+              device: Optional[torch.device] = None) -> Tuple['GroupLayout', 'GroupLayout']:
+        """Pale Transformer's row and column groups of a ``size`` map.
+
+        The map is padded to multiples of the pale size ``(s_r, s_c)`` (clipped
+        to the map: an axis shorter than it is one group along it). With
+        ``N_r = Hp / s_r``, row group ``i`` holds the ``s_r`` interlaced rows
+        ``i, i + N_r, ..., i + (s_r - 1) N_r`` across the full padded width:
+        group ``(s_r, Wp)``, interval ``(N_r, 1)``. Column groups likewise.
+        Padded keys get ``-inf``.
+        """
+        h, w = size
+        s_r, s_c = min(pale_size[0], h), min(pale_size[1], w)
+        hp, wp = _round_up(h, s_r), _round_up(w, s_c)
+        rows = cls.build(size, (hp, wp), (s_r, wp), (hp // s_r, 1), device=device)
+        cols = cls.build(size, (hp, wp), (hp, s_c), (1, wp // s_c), device=device)
+        return rows, cols

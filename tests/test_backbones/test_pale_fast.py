@@ -1,0 +1,66 @@
+"""Pale's fused Q/K/V path and one-call attention equal the former implementation
+(``tests/reference/pale_reference.py``), forward and gradients."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmvit_backbones.models.backbones.pale_transformer import PaleBlock, PaleLayouts, convert_separate_qkv
+
+
+def load_reference(name):
+    path = Path(__file__).resolve().parents[1] / 'reference' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'mmvit_reference_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+reference_module = load_reference('pale_reference')
+ReferenceBlock, pale_layout = reference_module.PaleBlock, reference_module.pale_layout
+
+
+def randomize_(module):
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            if name.endswith('running_var'):
+                tensor.copy_(torch.rand_like(tensor) + 0.5)
+            elif tensor.is_floating_point():
+                tensor.copy_(torch.randn_like(tensor) * 0.3)
+    return module
+
+
+def block_pair(dims=16, heads=4):
+    reference = randomize_(ReferenceBlock(dims, heads, 4., 0., dict(type='LN'), dict(type='BN')))
+    block = PaleBlock(dims, heads, 4., 0., dict(type='LN'), dict(type='BN'))
+    missing, unexpected = block.load_state_dict(convert_separate_qkv(reference.state_dict()), strict=True)
+    return reference, block
+
+
+@pytest.mark.parametrize('size, pale', [((14, 14), 7), ((9, 10), 3), ((5, 4), 7), ((12, 12), 5), ((8, 13), 7),
+                                        ((16, 16), 4)])
+@pytest.mark.parametrize('train', [True, False])
+def test_block_equals_reference(size, pale, train):
+    reference, block = block_pair()
+    reference.train(train)
+    block.train(train)
+    x = torch.randn(2, size[0] * size[1], 16, dtype=torch.float64)
+    reference.double()
+    block.double()
+    x_ref, x_new = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_ref = reference(x_ref, pale_layout(size, (pale, pale)))
+    out_new = block(x_new, PaleLayouts.build(size, (pale, pale)))
+    torch.testing.assert_close(out_new, out_ref, rtol=1e-10, atol=1e-10)
+    grad = torch.randn_like(out_ref)
+    out_ref.backward(grad)
+    out_new.backward(grad)
+    torch.testing.assert_close(x_new.grad, x_ref.grad, rtol=1e-10, atol=1e-10)
+    converted = convert_separate_qkv({n: p.grad for n, p in reference.named_parameters()})
+    for name, param in block.named_parameters():
+        torch.testing.assert_close(param.grad, converted[name], rtol=1e-10, atol=1e-10, msg=name)
+    if train:  # BatchNorm running statistics move the same way
+        converted = convert_separate_qkv(reference.state_dict())
+        for name, buffer in block.named_buffers():
+            torch.testing.assert_close(buffer, converted[name], rtol=1e-10, atol=1e-10, msg=name)
