@@ -81,7 +81,7 @@ else
     mmcv_ok || { say "mmcv build finished but its ops do not import"; exit 1; }
 fi
 
-if "$PY" -c "import mmvit_backbones, mmdet, mmseg, mmpretrain, pytest" 2>/dev/null \
+if "$PY" -c "import mmvit_backbones, mmdet, mmseg, mmpretrain, pytest, onnx, onnxscript, onnxruntime" 2>/dev/null \
         && "${PIP[@]}" check >/dev/null 2>&1; then
     say "mmvit_backbones and its dependencies already installed: kept"
 else
