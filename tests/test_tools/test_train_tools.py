@@ -61,8 +61,8 @@ def losses(work_dir: Path):
 
 
 @pytest.mark.xfail(installed_stack() == 'onedl', strict=True,
-                   reason='on onedl-mmengine 0.10.12 the losses after --resume differ from the uninterrupted run '
-                   '(iter 4: 1.48589 vs 1.48494 here); cause not found yet')
+                   reason="onedl-mmengine's resume skips the sampler without loading the skipped batches, so "
+                   "RandomFlip's random stream is not replayed and later batches are flipped differently")
 def test_resume_continues_with_the_same_losses(demo_config, tmp_path):
     full, part = tmp_path / 'full', tmp_path / 'part'
     run_tool(ROOT / 'tools' / 'train.py', demo_config, '--work-dir', full)
