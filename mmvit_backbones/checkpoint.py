@@ -6,7 +6,7 @@ Two concerns live here, shared by every backbone family:
   ``torch.load`` without ``weights_only``, which torch 2.6 turned on by default:
   mmengine's own resume checkpoints (they pickle ``HistoryBuffer`` and numpy
   scalars) and the authors' released files (argparse/yacs objects) then fail to
-  load. :func:`install_trusted_local_loader` replaces mmengine's loader for
+  load. :mod:`mmvit_backbones.compat` makes :func:`load_trusted_local` mmengine's loader for
   *local paths only*: it first tries ``weights_only=True`` and falls back to a
   full unpickle only for a file on local disk that the user named (config or
   command line). Remote schemes (``http://``, ``s3://``, ``openmmlab://`` ...)
@@ -152,16 +152,6 @@ def load_trusted_local(filename: str, map_location: Any = None) -> Any:
               'as a trusted local file (weights_only=False).',
               logger='current', level=logging.DEBUG)
     return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def install_trusted_local_loader() -> None:
-    """Register :func:`load_trusted_local` as mmengine's loader for local paths.
-
-    This covers ``load_from``, ``--resume`` and ``init_cfg=dict(type='Pretrained')``
-    alike, since they all go through ``CheckpointLoader``.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=load_trusted_local, force=True)
 
 
 def read_checkpoint(filename: str, map_location: Any = 'cpu') -> Any:

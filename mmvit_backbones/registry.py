@@ -6,8 +6,7 @@ back to their parent, so a plain ``type='SGFormer'`` builds under any of their
 default scopes.
 """
 import difflib
-import functools
-from typing import Any, Dict, Optional, Type
+from typing import Dict, Type
 
 from mmengine.registry import MODELS
 
@@ -22,41 +21,19 @@ def register_model(cls: Type) -> Type:
     return cls
 
 
+#: Start of the hint; an error that already holds it is passed on unchanged.
+HINT_MARKER = 'mmvit_backbones provides:'
+
+
 def plugin_hint(obj_type: str) -> str:
-    """The sentence appended to a registry KeyError for an unknown model type."""
+    """The sentence appended to a registry KeyError for an unknown model type.
+
+    :mod:`mmvit_backbones.compat` (``registry_hint``) appends it.
+    """
     names = sorted(PLUGIN_MODEL_NAMES)
-    close = difflib.get_close_matches(obj_type, names, n=1, cutoff=0.6)
-    hint = f'mmvit_backbones provides: {", ".join(names)}.'
+    by_lower = {name.lower(): name for name in names}
+    close = [by_lower[m] for m in difflib.get_close_matches(obj_type.lower(), list(by_lower), n=1, cutoff=0.6)]
+    hint = f'{HINT_MARKER} {", ".join(names)}.'
     if close:
         hint += f' Did you mean {close[0]!r}?'
     return hint
-
-
-def install_registry_hint() -> None:
-    """Make unknown model types name this plugin's models in the KeyError.
-
-    ``Registry.build`` of the model registries calls
-    ``mmengine.registry.build_functions.build_from_cfg`` through its module
-    global, so wrapping that one function adds the hint to the error mmengine
-    raises; successful builds and other errors pass through untouched.
-    """
-    from mmengine.registry import build_functions
-
-    original = build_functions.build_from_cfg
-    if getattr(original, '_mmvit_hint', False):
-        return
-
-    @functools.wraps(original)
-    def build_from_cfg(cfg: Any, registry: Any, default_args: Optional[dict] = None) -> Any:
-        try:
-            return original(cfg, registry, default_args)
-        except KeyError as err:
-            obj_type = cfg.get('type') if hasattr(cfg, 'get') else None
-            if (registry.name != 'model' or not isinstance(obj_type, str)
-                    or registry.get(obj_type) is not None):
-                raise
-            message = err.args[0] if err.args else ''
-            raise KeyError(f'{message} {plugin_hint(obj_type)}') from err
-
-    build_from_cfg._mmvit_hint = True
-    build_functions.build_from_cfg = build_from_cfg

@@ -106,3 +106,33 @@ def test_unknown_nested_backbone_is_reported_once():
         build_in_scope('mmdet', cfg)
     assert str(err.value).count('mmvit_backbones provides') == 1
     assert "Did you mean 'PaleTransformer'?" in str(err.value)
+
+
+def test_hint_is_added_once_through_mmengines_root_registry():
+    # The Runner builds with mmengine's root MODELS under the library's default scope: the outer
+    # build sees the inner build's error and must not append the hint a second time.
+    from mmengine.registry import MODELS
+
+    Config(dict(custom_imports=dict(imports=['mmvit_backbones', 'mmdet.models'], allow_failed_imports=False)))
+    cfg = library_model('mmdet::_base_/models/retinanet_r50_fpn.py')
+    cfg.backbone = dict(type='CrossFormr', arch='t')
+    with DefaultScope.overwrite_default_scope('mmdet'), pytest.raises(KeyError) as err:
+        MODELS.build(cfg)
+    assert str(err.value).count('mmvit_backbones provides') == 1
+    assert "Did you mean 'CrossFormer'?" in str(err.value)
+
+
+@pytest.mark.parametrize('scope,field,typo', [('mmseg', 'decode_head', 'FPNHeadd'),
+                                               ('mmdet', 'neck', 'FPNN')])
+def test_typos_in_the_libraries_own_types_get_no_plugin_hint(scope, field, typo):
+    base = {'mmseg': 'mmseg::_base_/models/fpn_r50.py', 'mmdet': 'mmdet::_base_/models/retinanet_r50_fpn.py'}
+    cfg = library_model(base[scope])
+    if scope == 'mmseg':
+        cfg.pretrained = None
+        cfg.data_preprocessor = None
+    cfg.backbone = small_backbone('CrossFormer')
+    cfg[field].type = typo
+    with pytest.raises(KeyError) as err:
+        build_in_scope(scope, cfg)
+    assert f'{typo} is not in the' in str(err.value)
+    assert 'mmvit_backbones provides' not in str(err.value)

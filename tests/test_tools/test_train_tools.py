@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mmvit_backbones.stack import installed_stack
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tools' / 'misc'))
 from generate_demo_data import generate  # noqa: E402
@@ -58,6 +60,9 @@ def losses(work_dir: Path):
     return {r['iter']: r['loss'] for r in records if 'loss' in r}
 
 
+@pytest.mark.xfail(installed_stack() == 'onedl', strict=True,
+                   reason="onedl-mmengine's resume skips the sampler without loading the skipped batches, so "
+                   "RandomFlip's random stream is not replayed and later batches are flipped differently")
 def test_resume_continues_with_the_same_losses(demo_config, tmp_path):
     full, part = tmp_path / 'full', tmp_path / 'part'
     run_tool(ROOT / 'tools' / 'train.py', demo_config, '--work-dir', full)

@@ -25,6 +25,12 @@ def fused_attention(enabled: bool) -> Iterator[None]:
         _FUSED = previous
 
 
+def set_fused_attention_default(enabled: bool) -> None:
+    """Set the path outside any :func:`fused_attention` block (``mmvit_backbones.compat`` decides it)."""
+    global _FUSED
+    _FUSED = bool(enabled)
+
+
 def fused_attention_enabled() -> bool:
     """Whether :func:`attention` currently takes the SDPA path."""
     return _FUSED
