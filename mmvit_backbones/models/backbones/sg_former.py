@@ -169,8 +169,6 @@ class SGFormer(MultiScaleBackbone):
                     stable_sort=stable_sort) for j in range(self.depths[i]))
             self.add_module(f'block{i + 1}', blocks)
             self.add_module(f'norm{i + 1}', nn.LayerNorm(dims[i], eps=1e-6))
-        # Resized position embeddings, keyed by stage-1 size (see _pos_embed_at).
-        self._pos_embed_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     @staticmethod
     def _check_arch(arch: Mapping) -> Tuple[List[int], List[int], List[int]]:
@@ -279,23 +277,14 @@ class SGFormer(MultiScaleBackbone):
     def _pos_embed_at(self, size: Size) -> torch.Tensor:
         """The position embedding for a stage-1 map of ``size`` (bicubic resize).
 
-        Resized tables are cached per size while no gradient flows to
-        ``pos_embed`` (inference, frozen stem); the key holds the parameter's
-        version so that a weight update or load invalidates them.
+        Resized on every call, not cached: it is one interpolation of a small
+        table, and a cache cannot see every weight update (``.data`` writes and
+        ``load_state_dict(assign=True)``, as EMA hooks do, bypass the version
+        counter), nor belong in a traced or exported graph.
         """
         if tuple(size) == self.pos_grid:
             return self.pos_embed
-        # A compiled graph resizes in-graph (the cache key reads the parameter's version counter, which
-        # dynamo cannot trace).
-        if (torch.is_grad_enabled() and self.pos_embed.requires_grad) or torch.compiler.is_compiling():
-            return resize_pos_embed(self.pos_embed, self.pos_grid, size)
-        key = (tuple(size), self.pos_embed.device, self.pos_embed.dtype, self.pos_embed._version)
-        if key not in self._pos_embed_cache:
-            if len(self._pos_embed_cache) >= 16:
-                self._pos_embed_cache.popitem(last=False)
-            with torch.no_grad():
-                self._pos_embed_cache[key] = resize_pos_embed(self.pos_embed, self.pos_grid, size)
-        return self._pos_embed_cache[key]
+        return resize_pos_embed(self.pos_embed, self.pos_grid, size)
 
 
 # ---------------------------------------------------------------------------
