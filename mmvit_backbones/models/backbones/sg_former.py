@@ -753,7 +753,7 @@ def _attend_and_weigh(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: O
 GROUP_SHARES = {3: (1, 2, 1), 2: (1, 1)}
 
 
-def quantile_group_lengths(num_tokens: int, num_groups: int) -> Tuple[int, ...]:
+def quantile_group_lengths(num_tokens: Union[int, torch.SymInt], num_groups: int) -> Tuple[int, ...]:
     """Lengths of the significance groups of ``num_tokens`` sorted tokens.
 
     Group ``g`` gets ``floor(num_tokens * share_g)`` tokens; the leftover
@@ -774,39 +774,69 @@ def quantile_group_lengths(num_tokens: int, num_groups: int) -> Tuple[int, ...]:
 class ReallocationPlan:
     """Where each key token of a reallocation comes from; see :func:`reallocation_plan`.
 
+    Built from a token count that is an ``int`` (eager mode, cached per count) or
+    a symbolic size (``torch.compile(dynamic=True)``, ``torch.export`` with
+    dynamic dimensions): the group sizes are then expressions of it and the
+    slot positions are computed in the graph, so no size is baked in.
+
     Attributes:
         lengths (tuple[int]): Sorted tokens per significance group.
         counts (tuple[int]): Key tokens each group merges into.
         padded_lengths (tuple[int]): ``count * rate`` per group.
         positions (list[int]): For each merged slot, its position in the
-            ascending significance order (padding repeats a group's first).
-        padded (bool): Whether any group was padded.
+            ascending significance order (padding repeats a group's first);
+            ``int`` token counts only.
+        padded (bool): Whether any group was padded (always True for a
+            symbolic count: the positions are then always applied, which is
+            the identity where nothing is padded).
     """
 
-    def __init__(self, num_tokens: int, merge_rates: Sequence[int]) -> None:
+    def __init__(self, num_tokens: Union[int, torch.SymInt], merge_rates: Sequence[int]) -> None:
+        self.symbolic = not isinstance(num_tokens, int)
         self.lengths = quantile_group_lengths(num_tokens, len(merge_rates))
         self.counts = tuple(-(-length // rate) for length, rate in zip(self.lengths, merge_rates))
         self.padded_lengths = tuple(count * rate for count, rate in zip(self.counts, merge_rates))
-        self.padded = self.padded_lengths != self.lengths
-        self.positions: List[int] = []
-        start = 0
-        for length, padded_length in zip(self.lengths, self.padded_lengths):
-            self.positions += [start] * (padded_length - length) + list(range(start, start + length))
-            start += length
+        self.padded = self.symbolic or self.padded_lengths != self.lengths
         self._positions_by_device: Dict[torch.device, torch.Tensor] = {}
 
     @property
     def num_keys(self) -> int:
         return sum(self.counts)
 
+    @property
+    def positions(self) -> List[int]:
+        return self._positions(torch.device('cpu')).tolist()
+
     def positions_on(self, device: torch.device) -> torch.Tensor:
-        """:attr:`positions` as an index tensor on ``device`` (built once per device)."""
+        """:attr:`positions` as an index tensor on ``device``.
+
+        Built once per device for an int count in eager mode; while tracing
+        (compile, export: fake tensors) it is built in the graph, so that no
+        traced tensor is kept in the cache.
+        """
+        if self.symbolic or _tracing():
+            return self._positions(device)
         if device not in self._positions_by_device:
-            self._positions_by_device[device] = torch.tensor(self.positions, dtype=torch.long, device=device)
+            self._positions_by_device[device] = self._positions(device)
         return self._positions_by_device[device]
 
+    def _positions(self, device: torch.device) -> torch.Tensor:
+        # Slot j of a group of L tokens padded to P reads position start + max(j - (P - L), 0).
+        parts, start = [], 0
+        for length, padded_length in zip(self.lengths, self.padded_lengths):
+            slots = torch.arange(padded_length, device=device) - (padded_length - length)
+            parts.append(slots.clamp(min=0) + start)
+            start = start + length
+        return torch.cat(parts)
 
-def reallocation_plan(num_tokens: int, merge_rates: Sequence[int]) -> ReallocationPlan:
+
+def _tracing() -> bool:
+    """Whether dynamo, torch.export or a fake-tensor trace is running (no tensor may be cached then)."""
+    return (torch.compiler.is_compiling() or torch.compiler.is_exporting()
+            or torch._guards.detect_fake_mode() is not None)
+
+
+def reallocation_plan(num_tokens: Union[int, torch.SymInt], merge_rates: Sequence[int]) -> ReallocationPlan:
     """How ``num_tokens`` tokens sorted by significance merge into key tokens.
 
     The ascending order is cut into quantile groups
@@ -822,6 +852,8 @@ def reallocation_plan(num_tokens: int, merge_rates: Sequence[int]) -> Reallocati
     E.g. 9 tokens at rates (4, 2, 1): groups (2, 5, 2) give 1 + 3 + 2 keys from
     positions ``[0, 0, 0, 1 | 2, 2, 3, 4, 5, 6 | 7, 8]``.
     """
+    if isinstance(num_tokens, torch.SymInt):  # traced with dynamic shapes: no size baked in
+        return ReallocationPlan(num_tokens, tuple(merge_rates))
     # int(): under jit tracing (FLOP counting) sizes read from tensor shapes are 0-dim tensors.
     return _cached_plan(int(num_tokens), tuple(merge_rates))
 
