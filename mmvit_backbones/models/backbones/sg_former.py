@@ -477,7 +477,7 @@ def _joint_linear(x: torch.Tensor, layers: Sequence[nn.Linear]) -> torch.Tensor:
 
 def _significance_dtype(dtype: torch.dtype) -> torch.dtype:
     """Significance is reduced and sorted in at least float32 (float64 stays float64)."""
-    return torch.promote_types(dtype, torch.float32)
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 class HybridScaleAttention(LePEAttention):
@@ -565,7 +565,7 @@ class HybridScaleAttention(LePEAttention):
         real = _window_real_tokens(size, (rows, cols), ws, qkv.device)  # (windows, ws·ws) or None
         key_bias = None
         if real is not None:
-            key_bias = torch.zeros(real.shape, dtype=q.dtype, device=q.device).masked_fill(~real, float('-inf'))
+            key_bias = torch.where(real, 0., float('-inf')).to(q.dtype)
             key_bias = key_bias[:, None, None, :].expand(windows, heads, 1, ws * ws).reshape(
                 windows * heads, 1, ws * ws)
         out, probs = _attend_and_weigh(q, k, v, key_bias, d**-0.5)
@@ -573,14 +573,14 @@ class HybridScaleAttention(LePEAttention):
         out = out.reshape(b, rows * ws, cols * ws, heads * d)
 
         # Attention received by each key: mean over heads and the window's real queries, in one reduction.
-        probs = probs.view(b, windows, heads * ws * ws, ws * ws)
         dtype = _significance_dtype(probs.dtype)
         if real is None:
-            received = probs.mean(2, dtype=dtype)
+            received = probs.view(b, windows, heads * ws * ws, ws * ws).mean(2, dtype=dtype)
         else:
             real = real.to(dtype)
-            query_weights = (real / (real.sum(1, keepdim=True) * heads)).repeat(1, heads)
-            received = (probs * query_weights[:, :, None]).sum(2, dtype=dtype)
+            query_weights = real / (real.sum(1, keepdim=True) * heads)  # (windows, queries)
+            probs = probs.view(b, windows, heads, ws * ws, ws * ws)
+            received = (probs * query_weights[:, None, :, None]).sum((2, 3), dtype=dtype)
         received = received.view(b, rows, cols, ws, ws).transpose(2, 3).reshape(b, rows * ws, cols * ws)
         return out, received[:, :h, :w]
 
@@ -689,13 +689,19 @@ class SelfGuidedAttention(LePEAttention):
             rows = rows[..., plan.positions_on(order.device)]
         # Slot-major (slots, S, B, C): each group's runs are contiguous (count, rate, S·B·C) blocks.
         tokens = x.reshape(b * n, c)[rows.permute(2, 0, 1).contiguous()]
+        # The weights and biases of f1..f3 in x's dtype (w1, b1, w2, b2, ...): under autocast cast together.
+        merge_params = [t for g in range(len(self.merge_rates)) for t in (getattr(self, f'f{g + 1}').weight,
+                                                                           getattr(self, f'f{g + 1}').bias)]
+        if merge_params[0].dtype != x.dtype:
+            merge_params = torch.cat([t.reshape(-1) for t in merge_params]).to(x.dtype).split(
+                [size for rate in self.merge_rates for size in (rate, 1)])
         merged = []
         # One Linear(r, 1) per group (at most three), each as one batched product over the group's runs.
         for g, (chunk, count) in enumerate(zip(tokens.split(plan.padded_lengths), plan.counts)):
             if count:
-                merge = getattr(self, f'f{g + 1}')
                 rate = self.merge_rates[g]
-                merged.append(torch.baddbmm(merge.bias.view(1, 1, 1), merge.weight.expand(count, 1, rate),
+                weight, bias = merge_params[2 * g], merge_params[2 * g + 1]
+                merged.append(torch.baddbmm(bias.view(1, 1, 1), weight.view(1, 1, rate).expand(count, 1, rate),
                                             chunk.view(count, rate, s * b * c)))
         keys = torch.cat(merged) if len(merged) > 1 else merged[0]  # (M, 1, S·B·C)
         return keys.view(-1, s, b, c).permute(1, 2, 0, 3)
