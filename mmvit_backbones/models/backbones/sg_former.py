@@ -43,13 +43,9 @@ from ..layers import (
     attention_with_probs,
     drop_path_rates,
     fused_attention_enabled,
-    grid_partition,
-    grid_reverse,
     maybe_checkpoint,
     nchw_to_nlc,
     nlc_to_nchw,
-    pad_to_multiple,
-    padding_key_bias,
 )
 from .base import MultiScaleBackbone, check_per_stage, check_rate, check_type, resolve_arch
 
@@ -172,8 +168,6 @@ class SGFormer(MultiScaleBackbone):
                     stable_sort=stable_sort) for j in range(self.depths[i]))
             self.add_module(f'block{i + 1}', blocks)
             self.add_module(f'norm{i + 1}', nn.LayerNorm(dims[i], eps=1e-6))
-        # Resized position embeddings, keyed by stage-1 size (see _pos_embed_at).
-        self._pos_embed_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     @staticmethod
     def _check_arch(arch: Mapping) -> Tuple[List[int], List[int], List[int]]:
@@ -271,23 +265,14 @@ class SGFormer(MultiScaleBackbone):
     def _pos_embed_at(self, size: Size) -> torch.Tensor:
         """The position embedding for a stage-1 map of ``size`` (bicubic resize).
 
-        Resized tables are cached per size while no gradient flows to
-        ``pos_embed`` (inference, frozen stem); the key holds the parameter's
-        version so that a weight update or load invalidates them.
+        Resized on every call, not cached: it is one interpolation of a small
+        table, and a cache cannot see every weight update (``.data`` writes and
+        ``load_state_dict(assign=True)``, as EMA hooks do, bypass the version
+        counter), nor belong in a traced or exported graph.
         """
         if tuple(size) == self.pos_grid:
             return self.pos_embed
-        # A compiled graph resizes in-graph (the cache key reads the parameter's version counter, which
-        # dynamo cannot trace).
-        if (torch.is_grad_enabled() and self.pos_embed.requires_grad) or torch.compiler.is_compiling():
-            return resize_pos_embed(self.pos_embed, self.pos_grid, size)
-        key = (tuple(size), self.pos_embed.device, self.pos_embed.dtype, self.pos_embed._version)
-        if key not in self._pos_embed_cache:
-            if len(self._pos_embed_cache) >= 16:
-                self._pos_embed_cache.popitem(last=False)
-            with torch.no_grad():
-                self._pos_embed_cache[key] = resize_pos_embed(self.pos_embed, self.pos_grid, size)
-        return self._pos_embed_cache[key]
+        return resize_pos_embed(self.pos_embed, self.pos_grid, size)
 
 
 # ---------------------------------------------------------------------------
@@ -301,8 +286,8 @@ class SingleGroupNorm(nn.GroupNorm):
     for the whole GPU, 3.3 ms per call on an H100 and about 40 % of
     SG-Former-S's dense training step. ``torch.var_mean`` spreads the
     reduction over the device; the normalisation is one fused scale and shift.
-    Same parameters and result (float32 statistics; under autocast the output
-    is float32, as CUDA autocast makes ``group_norm``'s).
+    Same parameters and result (statistics in at least float32; under autocast
+    the output is float32, as CUDA autocast makes ``group_norm``'s).
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-5) -> None:
@@ -310,12 +295,12 @@ class SingleGroupNorm(nn.GroupNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         autocast = x.device.type != 'meta' and torch.is_autocast_enabled(x.device.type)
-        x32 = x.float()
+        x32 = x.to(torch.promote_types(x.dtype, torch.float32))  # float64 stays float64
         var, mean = torch.var_mean(x32.flatten(1), dim=1, correction=0)
         per_sample = (-1, ) + (1, ) * (x.dim() - 1)
         per_channel = (1, -1) + (1, ) * (x.dim() - 2)
-        scale = self.weight.float().view(per_channel) * torch.rsqrt(var + self.eps).view(per_sample)
-        shift = self.bias.float().view(per_channel) - mean.view(per_sample) * scale
+        scale = self.weight.to(x32.dtype).view(per_channel) * torch.rsqrt(var + self.eps).view(per_sample)
+        shift = self.bias.to(x32.dtype).view(per_channel) - mean.view(per_sample) * scale
         out = torch.addcmul(shift, x32, scale)
         return out if autocast else out.to(x.dtype)
 
@@ -443,6 +428,8 @@ class LePEAttention(nn.Module):
     ``x`` is the attention's (normed) input and the Linear + depthwise 3x3 conv
     term a locally-enhanced positional encoding. Subclasses call
     :meth:`add_output_layers` after their own layers (the released key order).
+    ``lepe_linear`` runs inside the subclass's one projection of ``x``
+    (:func:`_joint_linear`); :meth:`project` takes its output.
     """
 
     def add_output_layers(self, dim: int) -> None:
@@ -450,9 +437,35 @@ class LePEAttention(nn.Module):
         self.lepe_conv = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
         self.proj = nn.Linear(dim, dim)
 
-    def project(self, attn_out: torch.Tensor, x: torch.Tensor, size: Size) -> torch.Tensor:
-        lepe = nchw_to_nlc(self.lepe_conv(nlc_to_nchw(self.lepe_linear(x), size)))
+    def project(self, attn_out: torch.Tensor, lepe_in: torch.Tensor, size: Size) -> torch.Tensor:
+        """``proj(attn_out + lepe_conv(lepe_in))``; both ``(B, N, C)``, ``lepe_in`` = ``lepe_linear(x)``."""
+        lepe = nchw_to_nlc(self.lepe_conv(nlc_to_nchw(lepe_in, size)))
         return self.proj(attn_out + lepe)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the next linear computes in: autocast's when it is on for ``x``'s device, else ``x``'s."""
+    if x.device.type != 'meta' and torch.is_autocast_enabled(x.device.type) and x.is_floating_point():
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def _joint_linear(x: torch.Tensor, layers: Sequence[nn.Linear]) -> torch.Tensor:
+    """Several ``nn.Linear`` of the same input as one matrix product; their outputs side by side.
+
+    The weights are concatenated on each call (the parameters and their names stay
+    those of the separate layers): one GEMM, one weight cast under autocast and
+    one backward instead of one of each per layer. Each output element is the
+    same dot product as the layer's own.
+    """
+    weight = torch.cat([layer.weight for layer in layers])
+    bias = torch.cat([layer.bias for layer in layers])
+    return F.linear(x, weight, bias)
+
+
+def _significance_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Significance is reduced and sorted in at least float32 (float64 stays float64)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 class HybridScaleAttention(LePEAttention):
@@ -473,7 +486,11 @@ class HybridScaleAttention(LePEAttention):
     materialises and differentiates through. Here the outputs come from the
     fused kernel and the probabilities from a second, gradient-free softmax
     (:func:`_attend_and_weigh`): the same values, and nothing of size
-    queries x keys is kept for backward.
+    queries x keys is kept for backward. For few host-side ops per block (eager
+    mode is host-bound on a GPU): ``q2``, ``kv2``, ``q1`` and ``lepe_linear``
+    are one matrix product of ``x`` (cast once under autocast), the windows of
+    queries, keys and values are cut in one copy, and each significance is one
+    reduction over heads and queries.
     """
 
     def __init__(self, dim: int, num_heads: int, sr_ratio: int, window_size: int) -> None:
@@ -493,52 +510,80 @@ class HybridScaleAttention(LePEAttention):
 
     def forward(self, x: torch.Tensor, size: Size,
                 significance: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        coarse, coarse_significance = self._coarse(x, size)
-        local, local_significance = self._local(x, size)
-        out = self.project(torch.cat([coarse, local], dim=-1), x, size)
-        return out, local_significance + coarse_significance
+        b, n, c = x.shape
+        h, w = size
+        x = x.to(_compute_dtype(x))  # one cast for the five consumers of x under autocast
+        # (q2 | kv2) first: the local branch windows one contiguous block of columns.
+        joint = _joint_linear(x, (self.q2, self.kv2, self.q1, self.lepe_linear))
+        local_qkv, q_coarse, lepe_in = joint.split([c * 3 // 2, c // 2, c], dim=-1)
+        coarse, coarse_significance = self._coarse(x, q_coarse, size)
+        local_map, local_significance = self._local(local_qkv, size)
+        attn_out = torch.cat([coarse.view(b, h, w, c // 2), local_map[:, :h, :w]], dim=-1).view(b, n, c)
+        return self.project(attn_out, lepe_in, size), local_significance + coarse_significance
 
-    def _coarse(self, x: torch.Tensor, size: Size) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _coarse(self, x: torch.Tensor, q: torch.Tensor, size: Size) -> Tuple[torch.Tensor, torch.Tensor]:
         b, n, c = x.shape
         h, w = size
         heads, d, sr = self.num_heads // 2, self.head_dim, self.sr_ratio
-        q = self.q1(x).reshape(b, n, heads, d).transpose(1, 2)
-        padded, _ = pad_to_multiple(x.view(b, h, w, c), (sr, sr))
+        q = q.reshape(b, n, heads, d).transpose(1, 2)
+        pad_h, pad_w = -h % sr, -w % sr
+        padded = F.pad(x.view(b, h, w, c), (0, 0, 0, pad_w, 0, pad_h))
         merged = self.sr(padded.permute(0, 3, 1, 2))
         coarse_size = merged.shape[2:]
         merged = self.act(self.norm(nchw_to_nlc(merged)))
         k, v = self.kv1(merged).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
         out, probs = _attend_and_weigh(q, k, v, None, d**-0.5)
-        # Attention received by each coarse key: mean over heads, then queries.
-        received = probs.mean(1).mean(1).reshape(b, 1, *coarse_size)
-        received = F.interpolate(received, size=padded.shape[1:3], mode='nearest')
+        # Attention received by each coarse key: mean over heads and queries, in one reduction.
+        received = probs.mean((1, 2), dtype=_significance_dtype(probs.dtype)).view(b, 1, *coarse_size)
+        received = F.interpolate(received, size=(h + pad_h, w + pad_w), mode='nearest')
         return out.transpose(1, 2).reshape(b, n, c // 2), received[:, 0, :h, :w]
 
-    def _local(self, x: torch.Tensor, size: Size) -> Tuple[torch.Tensor, torch.Tensor]:
-        b, n, c = x.shape
+    def _local(self, qkv: torch.Tensor, size: Size) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Window attention of ``qkv`` = (q2 | kv2)(x); the output map (padded size) and significance."""
+        b, n, _ = qkv.shape
         h, w = size
         heads, d, ws = self.num_heads // 2, self.head_dim, self.window_size
-        q, _ = pad_to_multiple(self.q2(x).view(b, h, w, c // 2), (ws, ws))
-        kv, _ = pad_to_multiple(self.kv2(x).view(b, h, w, c), (ws, ws))
-        padded_size = q.shape[1:3]
-        # Windows on the batch axis, ordered (batch, heads, window) as in the reference.
-        q = grid_partition(q, (ws, ws)).reshape(b, -1, ws * ws, heads, d).permute(0, 3, 1, 2, 4)
-        k, v = grid_partition(kv, (ws, ws)).reshape(b, -1, ws * ws, 2, heads, d).permute(3, 0, 4, 1, 2, 5)
-        key_bias = padding_key_bias(size, padded_size, (ws, ws), device=x.device)
-        if key_bias is not None:
-            key_bias = key_bias.flatten(1, 2)  # (windows, 1, keys) against (B, heads, windows, q, k)
+        rows, cols = -(-h // ws), -(-w // ws)
+        windows = rows * cols
+        padded = F.pad(qkv.view(b, h, w, -1), (0, 0, 0, cols * ws - w, 0, rows * ws - h))
+        # One copy cuts q, k and v into windows: (3, B, windows·heads, ws·ws, d), windows folded into the
+        # head axis (window-major) so that SDPA's fused kernels take them as 4-D inputs.
+        qkv = padded.view(b, rows, ws, cols, ws, 3, heads, d).permute(5, 0, 1, 3, 6, 2, 4, 7)
+        q, k, v = qkv.reshape(3, b, windows * heads, ws * ws, d)
+        real = _window_real_tokens(size, (rows, cols), ws, qkv.device)  # (windows, ws·ws) or None
+        key_bias = None
+        if real is not None:
+            key_bias = torch.where(real, 0., float('-inf')).to(q.dtype)
+            key_bias = key_bias[:, None, None, :].expand(windows, heads, 1, ws * ws).reshape(
+                windows * heads, 1, ws * ws)
         out, probs = _attend_and_weigh(q, k, v, key_bias, d**-0.5)
-        out = out.permute(0, 2, 3, 1, 4).reshape(-1, ws * ws, c // 2)
-        out = grid_reverse(out, padded_size, (ws, ws))[:, :h, :w].reshape(b, n, c // 2)
+        out = out.view(b, rows, cols, heads, ws, ws, d).permute(0, 1, 4, 2, 5, 3, 6)
+        out = out.reshape(b, rows * ws, cols * ws, heads * d)
 
-        probs = probs.mean(1)  # (B, windows, queries, keys)
-        if key_bias is None:
-            received = probs.mean(-2)
-        else:  # mean over the real queries of each window
-            real = torch.isfinite(key_bias[:, 0]).to(probs.dtype)  # (windows, queries)
-            received = torch.einsum('bwqk,wq->bwk', probs, real / real.sum(1, keepdim=True))
-        received = grid_reverse(received.reshape(-1, ws * ws, 1), padded_size, (ws, ws))
-        return out, received[:, :h, :w, 0]
+        # Attention received by each key: mean over heads and the window's real queries, in one reduction.
+        dtype = _significance_dtype(probs.dtype)
+        if real is None:
+            received = probs.view(b, windows, heads * ws * ws, ws * ws).mean(2, dtype=dtype)
+        else:
+            real = real.to(dtype)
+            query_weights = real / (real.sum(1, keepdim=True) * heads)  # (windows, queries)
+            probs = probs.view(b, windows, heads, ws * ws, ws * ws)
+            received = (probs * query_weights[:, None, :, None]).sum((2, 3), dtype=dtype)
+        received = received.view(b, rows, cols, ws, ws).transpose(2, 3).reshape(b, rows * ws, cols * ws)
+        return out, received[:, :h, :w]
+
+
+def _window_real_tokens(size: Size, grid: Size, window: int, device: torch.device) -> Optional[torch.Tensor]:
+    """``(windows, window²)`` bool, True where a window's token lies inside the ``size`` map; None if all do.
+
+    Also the query mask of the significance (its mean runs over real queries only).
+    """
+    (h, w), (rows, cols) = size, grid
+    if rows * window == h and cols * window == w:
+        return None
+    row = torch.arange(rows * window, device=device).view(rows, 1, window, 1) < h
+    col = torch.arange(cols * window, device=device).view(1, cols, 1, window) < w
+    return (row & col).reshape(rows * cols, window * window)
 
 
 class SelfGuidedAttention(LePEAttention):
@@ -552,6 +597,10 @@ class SelfGuidedAttention(LePEAttention):
     projects the row-major sequence for the first half of the heads, ``kv2``
     the column-major one for the second half. Both orders give the same
     sequence up to ties of the significance.
+
+    Both orders run as one batch (:meth:`reallocate_both`): one sort, one
+    gather and one merge per group, then ``kv1`` and ``kv2`` as one batched
+    matrix product; ``q`` and ``lepe_linear`` are one matrix product of ``x``.
     """
 
     def __init__(self, dim: int, num_heads: int, merge_rates: Sequence[int], stable_sort: bool = False) -> None:
@@ -575,43 +624,82 @@ class SelfGuidedAttention(LePEAttention):
         if significance is None:
             raise ValueError('SelfGuidedAttention needs the significance map of the hybrid-scale block before it')
         b, n, c = x.shape
-        h, w = size
         heads, d = self.num_heads // 2, self.head_dim
-        q = self.q(x).reshape(b, n, self.num_heads, d).transpose(1, 2)
-        rows = self.reallocate(x, significance.reshape(b, n))
-        x_columns = x.view(b, h, w, c).transpose(1, 2).reshape(b, n, c)
-        columns = self.reallocate(x_columns, significance.transpose(1, 2).reshape(b, n))
-        k1, v1 = self.kv1(rows).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
-        k2, v2 = self.kv2(columns).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
-        out = attention(q, torch.cat([k1, k2], dim=1), torch.cat([v1, v2], dim=1), scale=d**-0.5)
-        return self.project(out.transpose(1, 2).reshape(b, n, c), x, size), None
+        x = x.to(_compute_dtype(x))  # one cast for q, lepe_linear and the reallocation under autocast
+        q, lepe_in = _joint_linear(x, (self.q, self.lepe_linear)).split([c, c], dim=-1)
+        q = q.reshape(b, n, self.num_heads, d).transpose(1, 2)
+        keys = self.reallocate_both(x, significance)  # (2, B, M, C): row-major, column-major
+        m = keys.shape[2]
+        weight = torch.stack([self.kv1.weight, self.kv2.weight]).transpose(1, 2)
+        bias = torch.stack([self.kv1.bias, self.kv2.bias]).unsqueeze(1)
+        kv = torch.baddbmm(bias, keys.reshape(2, b * m, c), weight)  # kv1 on the rows, kv2 on the columns
+        # (order, B, M, k|v, heads, d) -> k, v of (B, order·heads, M, d): kv1's heads first.
+        k, v = kv.view(2, b, m, 2, heads, d).permute(3, 1, 0, 4, 2, 5).reshape(2, b, 2 * heads, m, d)
+        out = attention(q, k, v, scale=d**-0.5)
+        return self.project(out.transpose(1, 2).reshape(b, n, c), lepe_in, size), None
 
     def reallocate(self, x: torch.Tensor, significance: torch.Tensor) -> torch.Tensor:
-        """Merge the tokens ``x`` ``(B, N, C)`` by their ``significance`` ``(B, N)``.
+        """Merge the tokens ``x`` ``(B, N, C)`` by their ``significance`` ``(B, N)`` (one order).
 
         Returns:
             Tensor: ``(B, M, C)`` key tokens, least significant group first.
         """
-        b, n, c = x.shape
+        order = self._sort(significance)
+        return self._merge(x, order.unsqueeze(0))[0]
+
+    def reallocate_both(self, x: torch.Tensor, significance: torch.Tensor) -> torch.Tensor:
+        """The row-major and column-major reallocations of ``x`` ``(B, N, C)`` by a ``(B, H, W)`` map.
+
+        Returns:
+            Tensor: ``(2, B, M, C)``: the keys of the row-major order, then of the column-major one.
+        """
+        b, h, w = significance.shape
+        n = h * w
+        flat = torch.stack([significance.reshape(b, n), significance.transpose(1, 2).reshape(b, n)])
+        order = self._sort(flat)  # (2, B, N): positions in each flattening
+        # Column-major position j is token (j % h) * w + j // h of x.
+        column_to_token = torch.arange(n, device=order.device).view(h, w).t().reshape(n)
+        order = torch.stack([order[0], column_to_token[order[1]]])
+        return self._merge(x, order)
+
+    def _sort(self, significance: torch.Tensor) -> torch.Tensor:
         if self.stable_sort:
-            order = torch.sort(significance, dim=1, stable=True)[1]
-        else:  # the reference's call: torch.sort defaults
-            order = torch.sort(significance, dim=1)[1]
+            return torch.sort(significance, dim=-1, stable=True)[1]
+        return torch.sort(significance, dim=-1)[1]  # the reference's call: torch.sort defaults
+
+    def _merge(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """Key tokens ``(S, B, M, C)`` of ``x`` ``(B, N, C)`` merged along ``order`` ``(S, B, N)`` (token ids)."""
+        s, b, n = order.shape
+        c = x.shape[-1]
         plan = reallocation_plan(n, self.merge_rates)
+        rows = order + torch.arange(0, b * n, n, device=x.device).view(b, 1)  # rows of x as (B·N, C)
         if plan.padded:
-            order = order[:, plan.positions_on(order.device)]
-        tokens = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, c)).transpose(1, 2)
+            rows = rows[..., plan.positions_on(order.device)]
+        # Slot-major (slots, S, B, C): each group's runs are contiguous (count, rate, S·B·C) blocks.
+        tokens = x.reshape(b * n, c)[rows.permute(2, 0, 1).contiguous()]
+        # The weights and biases of f1..f3 in x's dtype (w1, b1, w2, b2, ...): under autocast cast together.
+        merge_params = [t for g in range(len(self.merge_rates)) for t in (getattr(self, f'f{g + 1}').weight,
+                                                                           getattr(self, f'f{g + 1}').bias)]
+        if merge_params[0].dtype != x.dtype:
+            merge_params = torch.cat([t.reshape(-1) for t in merge_params]).to(x.dtype).split(
+                [size for rate in self.merge_rates for size in (rate, 1)])
         merged = []
-        # One Linear(r, 1) per group (at most three): a loop over layers, not over tokens.
-        for g, (chunk, count) in enumerate(zip(tokens.split(plan.padded_lengths, dim=2), plan.counts)):
+        # One Linear(r, 1) per group (at most three), each as one batched product over the group's runs.
+        for g, (chunk, count) in enumerate(zip(tokens.split(plan.padded_lengths), plan.counts)):
             if count:
-                merge = getattr(self, f'f{g + 1}')
-                merged.append(merge(chunk.reshape(b, c, count, self.merge_rates[g]))[..., 0])
-        return torch.cat(merged, dim=2).transpose(1, 2)
+                rate = self.merge_rates[g]
+                weight, bias = merge_params[2 * g], merge_params[2 * g + 1]
+                merged.append(torch.baddbmm(bias.view(1, 1, 1), weight.view(1, 1, rate).expand(count, 1, rate),
+                                            chunk.view(count, rate, s * b * c)))
+        keys = torch.cat(merged) if len(merged) > 1 else merged[0]  # (M, 1, S·B·C)
+        return keys.view(-1, s, b, c).permute(1, 2, 0, 3)
 
 
 class GlobalAttention(LePEAttention):
-    """Plain multi-head attention over all tokens (stage 4), with the LePE term."""
+    """Plain multi-head attention over all tokens (stage 4), with the LePE term.
+
+    ``q``, ``kv`` and ``lepe_linear`` are one matrix product of ``x``.
+    """
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
@@ -625,39 +713,30 @@ class GlobalAttention(LePEAttention):
                 significance: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, None]:
         b, n, c = x.shape
         heads, d = self.num_heads, self.head_dim
-        q = self.q(x).reshape(b, n, heads, d).transpose(1, 2)
-        k, v = self.kv(x).reshape(b, n, 2, heads, d).permute(2, 0, 3, 1, 4)
+        qkv, lepe_in = _joint_linear(x, (self.q, self.kv, self.lepe_linear)).split([3 * c, c], dim=-1)
+        q, k, v = qkv.reshape(b, n, 3, heads, d).permute(2, 0, 3, 1, 4)
         out = attention(q, k, v, scale=d**-0.5)
-        return self.project(out.transpose(1, 2).reshape(b, n, c), x, size), None
+        return self.project(out.transpose(1, 2).reshape(b, n, c), lepe_in, size), None
 
 
 def _attend_and_weigh(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor],
                       scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Attention output and its probabilities, detached and float32, for the significance.
+    """Attention output and its probabilities (detached, in the logits' dtype) for the significance.
 
-    ``q``/``k``/``v`` are ``(B, heads, [windows,] tokens, d)``; ``bias`` (keys
-    of padded windows) broadcasts against the logits. On the fused path the
-    output comes from SDPA (fused backward) and the probabilities from a
-    softmax without autograd: the significance is not differentiated, so
-    gradients are the plain path's while no queries x keys tensor is saved.
-    The significance is reduced and sorted in float32 even under bf16
-    autocast (``float()`` is a no-op in float32: the reference's reductions).
+    ``q``/``k``/``v`` are ``(B, heads, tokens, d)``; ``bias`` (keys of padded
+    windows) broadcasts against the logits. On the fused path the output comes
+    from SDPA (fused backward) and the probabilities from a softmax without
+    autograd: the significance is not differentiated, so gradients are the
+    plain path's while no queries x keys tensor is saved. Callers reduce the
+    probabilities in at least float32 (:func:`_significance_dtype`).
     """
     if not fused_attention_enabled():
         out, probs = attention_with_probs(q, k, v, bias, scale)
-        return out, probs.detach().float()
-    # SDPA's fused kernels take 4-D inputs: fold the windows into the head axis
-    # (head-major, matching the bias repeated once per head).
-    if q.dim() == 4:
-        out = attention(q, k, v, bias, scale)
-    else:
-        heads_windows = q.shape[1:3]
-        folded_bias = None if bias is None else bias.repeat(heads_windows[0], 1, 1)
-        out = attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), folded_bias, scale)
-        out = out.unflatten(1, heads_windows)
+        return out, probs.detach()
+    out = attention(q, k, v, bias, scale)
     with torch.no_grad():
         probs = attention_probs(q, k, bias, scale)
-    return out, probs.float()
+    return out, probs
 
 
 # ---------------------------------------------------------------------------
@@ -668,7 +747,7 @@ def _attend_and_weigh(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: O
 GROUP_SHARES = {3: (1, 2, 1), 2: (1, 1)}
 
 
-def quantile_group_lengths(num_tokens: int, num_groups: int) -> Tuple[int, ...]:
+def quantile_group_lengths(num_tokens: Union[int, torch.SymInt], num_groups: int) -> Tuple[int, ...]:
     """Lengths of the significance groups of ``num_tokens`` sorted tokens.
 
     Group ``g`` gets ``floor(num_tokens * share_g)`` tokens; the leftover
@@ -689,39 +768,69 @@ def quantile_group_lengths(num_tokens: int, num_groups: int) -> Tuple[int, ...]:
 class ReallocationPlan:
     """Where each key token of a reallocation comes from; see :func:`reallocation_plan`.
 
+    Built from a token count that is an ``int`` (eager mode, cached per count) or
+    a symbolic size (``torch.compile(dynamic=True)``, ``torch.export`` with
+    dynamic dimensions): the group sizes are then expressions of it and the
+    slot positions are computed in the graph, so no size is baked in.
+
     Attributes:
         lengths (tuple[int]): Sorted tokens per significance group.
         counts (tuple[int]): Key tokens each group merges into.
         padded_lengths (tuple[int]): ``count * rate`` per group.
         positions (list[int]): For each merged slot, its position in the
-            ascending significance order (padding repeats a group's first).
-        padded (bool): Whether any group was padded.
+            ascending significance order (padding repeats a group's first);
+            ``int`` token counts only.
+        padded (bool): Whether any group was padded (always True for a
+            symbolic count: the positions are then always applied, which is
+            the identity where nothing is padded).
     """
 
-    def __init__(self, num_tokens: int, merge_rates: Sequence[int]) -> None:
+    def __init__(self, num_tokens: Union[int, torch.SymInt], merge_rates: Sequence[int]) -> None:
+        self.symbolic = not isinstance(num_tokens, int)
         self.lengths = quantile_group_lengths(num_tokens, len(merge_rates))
         self.counts = tuple(-(-length // rate) for length, rate in zip(self.lengths, merge_rates))
         self.padded_lengths = tuple(count * rate for count, rate in zip(self.counts, merge_rates))
-        self.padded = self.padded_lengths != self.lengths
-        self.positions: List[int] = []
-        start = 0
-        for length, padded_length in zip(self.lengths, self.padded_lengths):
-            self.positions += [start] * (padded_length - length) + list(range(start, start + length))
-            start += length
+        self.padded = self.symbolic or self.padded_lengths != self.lengths
         self._positions_by_device: Dict[torch.device, torch.Tensor] = {}
 
     @property
     def num_keys(self) -> int:
         return sum(self.counts)
 
+    @property
+    def positions(self) -> List[int]:
+        return self._positions(torch.device('cpu')).tolist()
+
     def positions_on(self, device: torch.device) -> torch.Tensor:
-        """:attr:`positions` as an index tensor on ``device`` (built once per device)."""
+        """:attr:`positions` as an index tensor on ``device``.
+
+        Built once per device for an int count in eager mode; while tracing
+        (compile, export: fake tensors) it is built in the graph, so that no
+        traced tensor is kept in the cache.
+        """
+        if self.symbolic or _tracing():
+            return self._positions(device)
         if device not in self._positions_by_device:
-            self._positions_by_device[device] = torch.tensor(self.positions, dtype=torch.long, device=device)
+            self._positions_by_device[device] = self._positions(device)
         return self._positions_by_device[device]
 
+    def _positions(self, device: torch.device) -> torch.Tensor:
+        # Slot j of a group of L tokens padded to P reads position start + max(j - (P - L), 0).
+        parts, start = [], 0
+        for length, padded_length in zip(self.lengths, self.padded_lengths):
+            slots = torch.arange(padded_length, device=device) - (padded_length - length)
+            parts.append(slots.clamp(min=0) + start)
+            start = start + length
+        return torch.cat(parts)
 
-def reallocation_plan(num_tokens: int, merge_rates: Sequence[int]) -> ReallocationPlan:
+
+def _tracing() -> bool:
+    """Whether dynamo, torch.export or a fake-tensor trace is running (no tensor may be cached then)."""
+    return (torch.compiler.is_compiling() or torch.compiler.is_exporting()
+            or torch._guards.detect_fake_mode() is not None)
+
+
+def reallocation_plan(num_tokens: Union[int, torch.SymInt], merge_rates: Sequence[int]) -> ReallocationPlan:
     """How ``num_tokens`` tokens sorted by significance merge into key tokens.
 
     The ascending order is cut into quantile groups
@@ -737,6 +846,8 @@ def reallocation_plan(num_tokens: int, merge_rates: Sequence[int]) -> Reallocati
     E.g. 9 tokens at rates (4, 2, 1): groups (2, 5, 2) give 1 + 3 + 2 keys from
     positions ``[0, 0, 0, 1 | 2, 2, 3, 4, 5, 6 | 7, 8]``.
     """
+    if isinstance(num_tokens, torch.SymInt):  # traced with dynamic shapes: no size baked in
+        return ReallocationPlan(num_tokens, tuple(merge_rates))
     # int(): under jit tracing (FLOP counting) sizes read from tensor shapes are 0-dim tensors.
     return _cached_plan(int(num_tokens), tuple(merge_rates))
 
