@@ -110,3 +110,15 @@ def build_model_from_config(cfg: Config, model_cfg: Optional[dict] = None) -> nn
         init_default_scope(scope)
     with DefaultScope.overwrite_default_scope(scope):
         return MODELS.build(cfg.model if model_cfg is None else model_cfg)
+
+
+def enable_amp(cfg: Config, dtype: str = 'bfloat16') -> None:
+    """Switch ``cfg``'s ``OptimWrapper`` to mmengine's ``AmpOptimWrapper`` (what ``tools/train.py --amp`` does)."""
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper == 'AmpOptimWrapper':
+        return
+    if optim_wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp needs optim_wrapper type OptimWrapper, got {optim_wrapper!r}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.dtype = dtype
+    cfg.optim_wrapper.loss_scale = 'dynamic'
