@@ -65,3 +65,54 @@ def test_a_failing_config_is_reported_not_fatal(tmp_path):
     report = benchmark_configs([str(broken)], iters=1, warmup=0, work_dir=str(tmp_path))
     (entry, ) = report['results']
     assert entry['status'] == 'error' and 'NoSuchBackbone' in entry['error']
+
+
+BENCHMARK_CONFIGS = ROOT / 'configs' / 'benchmarks'
+
+
+def test_benchmark_configs_build_the_peers():
+    import mmdet
+    from mmdet.models.backbones import ResNet, SwinTransformer
+    from mmengine.config import Config
+    from mmseg.models.backbones import SwinTransformer as SegSwinTransformer
+
+    from mmvit_backbones.runtime import build_model_from_config
+
+    swin = Config.fromfile(BENCHMARK_CONFIGS / 'mask-rcnn_swin-t_mmdet_1x_coco.py')
+    reference = Config.fromfile(Path(mmdet.__file__).parent / '.mim' / 'configs' / 'swin' /
+                                'mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py').model.backbone
+    ours = swin.model.backbone
+    assert ours.type == 'mmdet.SwinTransformer' and ours.init_cfg is None
+    assert {k: v for k, v in ours.items() if k not in ('type', 'init_cfg')} == {
+        k: v for k, v in reference.items() if k not in ('type', 'init_cfg')}
+    expected = {'mask-rcnn_swin-t_mmdet_1x_coco.py': SwinTransformer, 'mask-rcnn_r50_1x_coco.py': ResNet,
+                'upernet_swin-t_mmseg_160k_ade20k-512x512.py': SegSwinTransformer}
+    for name, backbone_type in expected.items():
+        cfg = Config.fromfile(BENCHMARK_CONFIGS / name)
+        model = build_model_from_config(cfg)  # on the CPU: Swin's constructor reads tensor values
+        assert type(model.backbone) is backbone_type, name
+        if name.startswith('mask-rcnn'):  # the amp base: torchvision's RoIAlign, which has bf16
+            assert cfg.model.roi_head.bbox_roi_extractor.roi_layer.use_torchvision
+
+
+def test_synthetic_coco_data_gives_the_1x_geometry(tmp_path):
+    """Images of 800x1216 through the 1x COCO pipeline of the configs: batches of 2x800x1216."""
+    from mmdet.registry import DATASETS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    generate(str(tmp_path), num_train=2, num_val=1, size=800, width=1216, seed=0)
+    cfg = Config.fromfile(ROOT / 'configs' / 'pale' / 'mask-rcnn_pale-t_1x_coco.py')
+    cfg.merge_from_dict({'train_dataloader.dataset.data_root': f'{tmp_path}/', **SYNTHETIC_COCO})
+    init_default_scope('mmdet')
+    sample = DATASETS.build(cfg.train_dataloader.dataset)[0]
+    assert tuple(sample['inputs'].shape) == (3, 800, 1216)
+    assert len(sample['data_samples'].gt_instances) > 0
+
+
+# What docs/benchmarks/scripts/h200_s3_speed.sh passes with --cfg-options to point COCO configs at the data.
+SYNTHETIC_COCO = {
+    'train_dataloader.dataset.ann_file': 'annotations/instances_train.json',
+    'train_dataloader.dataset.data_prefix.img': 'images/training/',
+    'train_dataloader.dataset.metainfo.classes': ('circle', 'square', 'triangle'),
+}
