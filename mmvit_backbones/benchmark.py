@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import traceback
 from collections import Counter
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -133,11 +133,15 @@ def time_config_in_subprocess(**kwargs) -> Dict:
     process = context.Process(target=_time_config_worker, args=(queue, kwargs))
     process.start()
     result = None
-    while result is None and (process.is_alive() or not queue.empty()):
-        try:
-            result = queue.get(timeout=1.0)
-        except Exception:  # queue.Empty: keep waiting while the child lives
-            continue
+    try:
+        while result is None and (process.is_alive() or not queue.empty()):
+            try:
+                result = queue.get(timeout=1.0)
+            except Exception:  # queue.Empty: keep waiting while the child lives
+                continue
+    finally:  # e.g. SystemExit from a SIGTERM: do not leave a training process on the GPU
+        if process.is_alive() and result is None:
+            process.terminate()
     process.join()
     if result is None:
         result = dict(status='error', error=f'the benchmark process exited with code {process.exitcode}')
@@ -159,17 +163,22 @@ def environment() -> Dict:
 def benchmark_configs(configs: Sequence[str], iters: int, warmup: int = 10, amp: bool = False,
                       amp_dtype: str = 'bfloat16', cfg_options: Optional[dict] = None,
                       peer: Optional[str] = None, work_dir: Optional[str] = None,
-                      isolate: bool = True) -> Dict:
+                      isolate: bool = True, progress: Optional[Callable[[Dict], None]] = None) -> Dict:
     """Time each of ``configs`` (and ``peer``, first, if it is not among them) one after another.
 
     Each entry gets ``ratio_to_peer``: its mean s/iter over the peer's.
     ``isolate=False`` runs them in this process (one CUDA context for all).
+    ``progress`` is called with the report so far after each config.
     """
     configs = list(configs)
     if peer is not None and peer not in configs:
         configs.insert(0, peer)
     work_dir = work_dir or tempfile.mkdtemp(prefix='benchmark_pipeline_')
-    results = []
+    env = environment()
+    settings = dict(iters=iters, warmup=warmup, amp=amp_dtype if amp else None, peer=peer,
+                    cfg_options=dict(cfg_options or {}))
+    results: List[Dict] = []
+    report = dict(environment=env, settings=settings, results=results)
     for index, config in enumerate(configs):
         kwargs = dict(config=config, iters=iters, warmup=warmup, amp=amp, amp_dtype=amp_dtype,
                       cfg_options=dict(cfg_options or {}),
@@ -179,14 +188,14 @@ def benchmark_configs(configs: Sequence[str], iters: int, warmup: int = 10, amp:
         else:
             result = dict(status='ok', **time_config(**kwargs))
         results.append(dict(config=config, name=osp.splitext(osp.basename(config))[0], **result))
-    peer_entry = next((r for r in results if r['config'] == peer and r['status'] == 'ok'), None)
-    for entry in results:
-        if peer_entry is not None and entry['status'] == 'ok':
-            entry['ratio_to_peer'] = round(entry['time']['mean'] / peer_entry['time']['mean'], 4)
-    return dict(environment=environment(),
-                settings=dict(iters=iters, warmup=warmup, amp=amp_dtype if amp else None, peer=peer,
-                              cfg_options=dict(cfg_options or {})),
-                results=results)
+        peer_entry = next((r for r in results if r['config'] == peer and r['status'] == 'ok'), None)
+        for entry in results:
+            if peer_entry is not None and entry['status'] == 'ok':
+                entry['ratio_to_peer'] = round(entry['time']['mean'] / peer_entry['time']['mean'], 4)
+        report = dict(environment=env, settings=settings, results=results)
+        if progress is not None:
+            progress(report)
+    return report
 
 
 def format_table(report: Dict) -> str:

@@ -10,11 +10,14 @@ the last ``--iters``. Times are mmengine's own per-iteration ``time`` (data
 loading included) and ``data_time``. The JSON has, per config, mean / median
 s/iter, data_time, peak memory, the backbone's input shapes, the device and
 the ratio to ``--peer``; the environment (date, torch, mmengine, mmcv, mmdet,
-mmseg, mmpretrain) once. ``--cfg-options`` applies to every config (e.g. to
+mmseg, mmpretrain) once. The JSON is rewritten after each config. ``--cfg-options`` applies to every config (e.g. to
 point them at synthetic data: see ``docs/benchmarks/scripts/h200_s3_speed.sh``).
 """
 import argparse
+import functools
 import json
+import signal
+import sys
 
 from mmengine.config import DictAction
 
@@ -38,14 +41,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def write_json(report: dict, path: str) -> None:
+    with open(path, 'w') as f:
+        json.dump(report, f, indent=1)
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    # A SIGTERM (e.g. from `timeout`) unwinds, so the running config's process is stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     report = benchmark_configs(args.configs, iters=args.iters, warmup=args.warmup, amp=args.amp,
                                amp_dtype=args.amp_dtype, cfg_options=args.cfg_options, peer=args.peer,
-                               work_dir=args.work_dir, isolate=not args.in_process)
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
+                               work_dir=args.work_dir, isolate=not args.in_process,
+                               progress=functools.partial(write_json, path=args.out) if args.out else None)
     print(format_table(report))
     return report
 

@@ -9,6 +9,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...checkpoint import load_pretrained
 from ..layers import check_checkpoint_mode
+from ..layers.compile import enable_block_compile
 
 
 def resolve_arch(arch: Union[str, Mapping], arch_zoo: Mapping[str, Mapping],
@@ -66,6 +67,11 @@ class MultiScaleBackbone(BaseModule):
             and attention outputs and recomputes only norms, activations and
             copies (20-35 % less memory for 5-15 % more GPU time, but
             slow in host-bound eager mode: see ``maybe_checkpoint``).
+        compile (bool | dict): ``True`` or a dict of ``torch.compile`` options
+            (``backend``, ``mode``, ``options``, ``dynamic``, ``fullgraph``)
+            compiles each block (:meth:`blocks`) at the first forward, with
+            dynamic sizes unless ``dynamic=False``: regional compilation, so
+            identical blocks share compiled code (see ``models/layers/compile.py``).
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)``
             loads a released or converted checkpoint (``strict=False`` to load
             what fits despite key problems, ``prefix=`` to take a sub-model);
@@ -82,6 +88,7 @@ class MultiScaleBackbone(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: Union[bool, str] = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         owner = type(self).__name__
@@ -95,6 +102,7 @@ class MultiScaleBackbone(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = check_checkpoint_mode(with_cp, owner)
+        self.compile_options = enable_block_compile(self, compile)
 
     # -- hooks for subclasses -------------------------------------------------
     def stem_modules(self) -> List[nn.Module]:
@@ -104,6 +112,10 @@ class MultiScaleBackbone(BaseModule):
     def stage_modules(self, index: int) -> List[nn.Module]:
         """Modules that make up stage ``index`` (its downsampler, blocks, norms)."""
         raise NotImplementedError
+
+    def blocks(self) -> List[nn.Module]:
+        """The transformer blocks, in order (what ``compile=True`` compiles one by one)."""
+        raise NotImplementedError(f'{type(self).__name__} does not list its blocks, so compile= cannot be used')
 
     def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
         """Map a loaded state dict (any supported format) to this module's keys."""
