@@ -22,7 +22,8 @@ finish() {
 import json
 report = json.load(open('/tmp/s3c/compile_shapes.json'))
 print(f"\n{report['distinct_shapes']} distinct batch shapes in {len(report['shapes'])} steps\n")
-print('| backbone | mode | first step s | steps run | graphs | recompiles | graph breaks | median step s (2nd half) |')
+print('| backbone | mode | first step s | steps run | graphs (1st step) | graphs later | graph breaks '
+      '| median step s (2nd half) |')
 print('|---|---|---|---|---|---|---|---|')
 for m in report['models']:
     for mode in ('compiled', 'eager'):
@@ -30,8 +31,8 @@ for m in report['models']:
         if 'error' in e or not e:
             print(f"| {m['name']} | {mode} | {e.get('error', 'not run')[:100]} | | | | | |")
             continue
-        print(f"| {m['name']} | {mode} | {e['first_step_seconds']} | {len(e['steps'])} | {e['graphs']} "
-              f"| {e['recompiles']} | {e['graph_breaks']} | {e['median_second_half_seconds']} |")
+        print(f"| {m['name']} | {mode} | {e['first_step_seconds']} | {len(e['steps'])} | {e['graphs_first_step']} "
+              f"| {e['graphs_compiled_later']} | {e['graph_breaks']} | {e['median_second_half_seconds']} |")
 PY
     cp $R/*.json $R/s3_compile_summary.md $OUT/ 2>/dev/null
     for f in $R/env.txt $R/install.log $R/data.log $R/*.out $R/summary.err; do echo "=== $f"; cat $f; done \

@@ -39,8 +39,8 @@ COCO="model.backbone.init_cfg=None train_dataloader.dataset.data_root=data/bench
       train_dataloader.dataset.data_prefix.img=images/training/
       train_dataloader.dataset.metainfo.classes=(circle,square,triangle)"
 
-# (a) ~230 s: five configs of ~40 s each (start, build, 40 iterations).
-timeout 240 python3 tools/analysis_tools/benchmark_pipeline.py \
+# (a) ~150 s (at most 220): five configs of ~30 s each (start, build, 40 iterations).
+timeout 220 python3 tools/analysis_tools/benchmark_pipeline.py \
     configs/benchmarks/mask-rcnn_swin-t_mmdet_1x_coco.py configs/benchmarks/mask-rcnn_r50_1x_coco.py \
     configs/sgformer/mask-rcnn_sg-s_1x_coco.py configs/pale/mask-rcnn_pale-t_1x_coco.py \
     configs/crossformer/mask-rcnn_crossformer-s_1x_coco.py \
@@ -48,17 +48,17 @@ timeout 240 python3 tools/analysis_tools/benchmark_pipeline.py \
     --work-dir $R/pipeline --out $R/pipeline_maskrcnn.json --cfg-options $COCO > $R/pipeline.out 2>&1
 echo "(a) pipeline rc=$?"
 
-# (b) ~110 s and (d) ~90 s: 16 and 12 measurements of 5 + 3x10 iterations.
+# (b) ~100 s and (d) ~80 s (at most 120 and 90): 16 and 12 measurements of 5 + 3x10 iterations.
 B="tools/analysis_tools/benchmark_backbone.py --mode train --warmup 5 --iters 10 --repeats 3"
-timeout 130 python3 $B PaleTransformer:t CrossFormer:s SGFormer:s timm:swin_tiny_patch4_window7_224 \
+timeout 120 python3 $B PaleTransformer:t CrossFormer:s SGFormer:s timm:swin_tiny_patch4_window7_224 \
     --out $R/backbone_eager_after.json > $R/backbone_after.out 2>&1
 echo "(b) backbone after rc=$?"
-[ -d .bench_base/mmvit_backbones ] && PYTHONPATH=$PWD/.bench_base:/tmp/site timeout 100 python3 -c \
+[ -d .bench_base/mmvit_backbones ] && PYTHONPATH=$PWD/.bench_base:/tmp/site timeout 30 python3 -c \
     'import mmvit_backbones; print("before:", mmvit_backbones.__file__)' > $R/backbone_before.out 2>&1 &&
-PYTHONPATH=$PWD/.bench_base:/tmp/site timeout 100 python3 $B PaleTransformer:t CrossFormer:s SGFormer:s \
+PYTHONPATH=$PWD/.bench_base:/tmp/site timeout 90 python3 $B PaleTransformer:t CrossFormer:s SGFormer:s \
     --out $R/backbone_eager_before.json >> $R/backbone_before.out 2>&1
 echo "(d) backbone before rc=$?"
 
-# (c) ~100 s.
-timeout 110 python3 -m pytest tests/test_cuda tests/test_models -q -p no:cacheprovider -rs > $R/cuda_tests.log 2>&1
+# (c) ~90 s (at most 100).
+timeout 100 python3 -m pytest tests/test_cuda tests/test_models -q -p no:cacheprovider -rs > $R/cuda_tests.log 2>&1
 echo "(c) cuda tests rc=$?"; tail -3 $R/cuda_tests.log
