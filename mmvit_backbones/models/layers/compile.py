@@ -63,7 +63,9 @@ def enable_block_compile(backbone: nn.Module, compile: Union[bool, dict, None]) 
     The blocks are compiled at the first forward, not here: a family builds
     them after the base class's ``__init__``, and a copy of the model made
     before (e.g. mmengine's EMA model) compiles its own blocks, not the
-    original's. ``backbone.blocks()`` lists them.
+    original's. ``backbone.blocks()`` lists them. A copy made after the first
+    call would run the original's blocks (``nn.Module.compile`` binds them):
+    copy before, or build a new model.
     """
     options = parse_compile_options(compile, type(backbone).__name__)
     if options is not None:
