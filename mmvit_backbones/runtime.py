@@ -182,3 +182,15 @@ class LoudCheckpointHook(Hook):
 
     def before_run(self, runner: Runner) -> None:
         load_checkpoint_loudly(runner, self.filename, strict=self.strict, opt_out=self.opt_out)
+
+
+def enable_amp(cfg: Config, dtype: str = 'bfloat16') -> None:
+    """Switch ``cfg``'s ``OptimWrapper`` to mmengine's ``AmpOptimWrapper`` (what ``tools/train.py --amp`` does)."""
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper == 'AmpOptimWrapper':
+        return
+    if optim_wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp needs optim_wrapper type OptimWrapper, got {optim_wrapper!r}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.dtype = dtype
+    cfg.optim_wrapper.loss_scale = 'dynamic'

@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
 import mmvit_backbones  # noqa: F401  (registers models, trusted local checkpoint loading)
-from mmvit_backbones.runtime import build_runner
+from mmvit_backbones.runtime import build_runner, enable_amp
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,15 +37,9 @@ def parse_args() -> argparse.Namespace:
 def apply_train_options(cfg: Config, args: argparse.Namespace) -> None:
     """Apply ``--amp``, ``--auto-scale-lr`` and ``--resume`` to the loaded config."""
     if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print_log('AMP training is already enabled in the config.', logger='current', level=logging.WARNING)
-        else:
-            if optim_wrapper != 'OptimWrapper':
-                raise ValueError(f'--amp needs optim_wrapper type OptimWrapper, got {optim_wrapper!r}')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.dtype = args.amp_dtype
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        enable_amp(cfg, args.amp_dtype)
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:

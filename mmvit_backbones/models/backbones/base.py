@@ -14,6 +14,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...checkpoint import fill_missing_output_norms, load_pretrained
 from ..layers import check_checkpoint_mode
+from ..layers.compile import enable_block_compile
 
 Pair = Tuple[int, int]
 
@@ -157,6 +158,11 @@ class MultiScaleBackbone(BaseModule):
             matrix-product, convolution and attention outputs and recomputes
             only norms, activations and copies (see ``maybe_checkpoint`` and
             ``docs/benchmarks/`` for the measured trade-off).
+        compile (bool | dict): ``True`` or a dict of ``torch.compile`` options
+            (``backend``, ``mode``, ``options``, ``dynamic``, ``fullgraph``)
+            compiles each block (:meth:`blocks`) at the first forward, with
+            dynamic sizes unless ``dynamic=False``: regional compilation, so
+            identical blocks share compiled code (see ``models/layers/compile.py``).
         init_cfg (dict, optional): See the initialisation rule above.
             ``dict(type='Pretrained', checkpoint=PATH, strict=True, prefix=None)``:
             ``strict=False`` loads what fits despite key problems, ``prefix=``
@@ -179,6 +185,7 @@ class MultiScaleBackbone(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: Union[bool, str] = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         owner = type(self).__name__
@@ -196,6 +203,7 @@ class MultiScaleBackbone(BaseModule):
         #: Channels of each stage's output; set by the family.
         self.stage_channels: List[int] = []
         self._output_norm_names: List[str] = []
+        self.compile_options = enable_block_compile(self, compile)
 
     # -- hooks for subclasses -------------------------------------------------
     def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -214,6 +222,10 @@ class MultiScaleBackbone(BaseModule):
         """Modules that make up stage ``index`` (its downsampler and blocks);
         the output norm added by :meth:`add_output_norms` is included by the base."""
         raise NotImplementedError
+
+    def blocks(self) -> List[nn.Module]:
+        """The transformer blocks, in order (what ``compile=True`` compiles one by one)."""
+        raise NotImplementedError(f'{type(self).__name__} does not list its blocks, so compile= cannot be used')
 
     def convert_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
         """Map a loaded state dict (any supported format) to this module's keys."""

@@ -149,6 +149,8 @@ class CrossFormer(MultiScaleBackbone):
             in CrossFormer; kept for a uniform interface). Defaults to False.
         with_cp (bool | str): Activation checkpointing of each block: ``True``,
             ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`). Defaults to False.
+        compile (bool | dict): Compile each block with ``torch.compile``
+            (see :class:`MultiScaleBackbone`). Defaults to False.
         init_cfg (dict, optional): By the rule of :class:`MultiScaleBackbone`;
             ``dict(type='Pretrained', checkpoint=FILE)`` loads released classification files, whole mmdet/mmseg models
             (their ``backbone.*``) or converted files; see
@@ -183,9 +185,10 @@ class CrossFormer(MultiScaleBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: Union[bool, str] = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
-                         norm_eval=norm_eval, with_cp=with_cp, init_cfg=init_cfg)
+                         norm_eval=norm_eval, with_cp=with_cp, compile=compile, init_cfg=init_cfg)
         owner = type(self).__name__
         arch = resolve_arch(arch, self.arch_zoo, self.essential_keys, owner)
         embed_dims = arch['embed_dims']
@@ -256,6 +259,9 @@ class CrossFormer(MultiScaleBackbone):
 
     def stem_modules(self) -> List[nn.Module]:
         return [self.patch_embed]
+
+    def blocks(self) -> List[nn.Module]:
+        return [block for layer in self.layers for block in layer.blocks]
 
     def stage_modules(self, index: int) -> List[nn.Module]:
         modules = [self.layers[index]]

@@ -88,6 +88,8 @@ class PaleTransformer(MultiScaleBackbone):
         with_cp (bool | str): Activation checkpointing of each block: ``True``,
             ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`).
             Defaults to False.
+        compile (bool | dict): Compile each block with ``torch.compile``
+            (see :class:`MultiScaleBackbone`). Defaults to False.
         init_cfg (dict, optional): By the rule of :class:`MultiScaleBackbone`:
             None -> truncated-normal initialisation; ``dict(type='Pretrained',
             checkpoint=...)`` loads weights trained with this project (backbone,
@@ -116,9 +118,10 @@ class PaleTransformer(MultiScaleBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: Union[bool, str] = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
-                         norm_eval=norm_eval, with_cp=with_cp, init_cfg=init_cfg)
+                         norm_eval=norm_eval, with_cp=with_cp, compile=compile, init_cfg=init_cfg)
         owner = type(self).__name__
         norm_cfg = norm_cfg or dict(type='LN')
         conv_norm_cfg = conv_norm_cfg or dict(type='BN')
@@ -154,6 +157,9 @@ class PaleTransformer(MultiScaleBackbone):
 
     def stem_modules(self) -> List[nn.Module]:
         return [self.stages[0].patch_merging]
+
+    def blocks(self) -> List[nn.Module]:
+        return [block for stage in self.stages for block in stage.blocks]
 
     def stage_modules(self, index: int) -> List[nn.Module]:
         return [self.stages[index]]

@@ -89,6 +89,8 @@ class SGFormer(MultiScaleBackbone):
         with_cp (bool | str): Activation checkpointing of every block: ``True``,
             ``'selective'`` or ``False`` (see :class:`MultiScaleBackbone`).
             Defaults to False.
+        compile (bool | dict): Compile each block with ``torch.compile``
+            (see :class:`MultiScaleBackbone`). Defaults to False.
         init_cfg (dict, optional): By the rule of :class:`MultiScaleBackbone`;
             ``dict(type='Pretrained', checkpoint=FILE)`` loads a released
             training file (``state_dict_ema`` preferred), a bare state dict,
@@ -129,9 +131,10 @@ class SGFormer(MultiScaleBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: Union[bool, str] = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels=in_channels, out_indices=out_indices, frozen_stages=frozen_stages,
-                         norm_eval=norm_eval, with_cp=with_cp, init_cfg=init_cfg)
+                         norm_eval=norm_eval, with_cp=with_cp, compile=compile, init_cfg=init_cfg)
         arch = resolve_arch(arch, self.arch_zoo, self.essential_keys, 'SGFormer')
         self.embed_dims, self.depths, self.num_heads = self._check_arch(arch)
         self.stage_channels = list(self.embed_dims)
@@ -195,6 +198,9 @@ class SGFormer(MultiScaleBackbone):
     # -- MultiScaleBackbone hooks ---------------------------------------------
     def stem_modules(self) -> List[nn.Module]:
         return [self.patch_embed1]
+
+    def blocks(self) -> List[nn.Module]:
+        return [block for i in range(self.num_stages) for block in getattr(self, f'block{i + 1}')]
 
     def stage_modules(self, index: int) -> List[nn.Module]:
         stage = index + 1

@@ -1,0 +1,73 @@
+"""Regional compilation: ``torch.compile`` of each block of a backbone (its ``compile=`` argument).
+
+Compiling the whole detector fails in mmengine's loop, and compiling a whole
+backbone takes minutes; a block is small and every block of one kind and
+width runs the same code, so dynamo traces it once and the other blocks reuse
+the compiled graph (its guards check the parameters' shapes, not their
+identity). Compile time is then per block kind and stage, not per block.
+Sizes are dynamic by default, so that detection batches of new shapes reuse
+the graphs instead of compiling again.
+"""
+from typing import Iterable, Optional, Union
+
+import torch
+from torch import nn
+
+__all__ = ['parse_compile_options', 'compile_blocks', 'enable_block_compile']
+
+#: Keyword arguments of ``torch.compile`` that ``compile=dict(...)`` may set.
+COMPILE_KEYS = ('backend', 'mode', 'options', 'dynamic', 'fullgraph', 'disable')
+
+
+def parse_compile_options(compile: Union[bool, dict, None], owner: str) -> Optional[dict]:
+    """``compile=`` of a backbone as ``torch.compile`` keyword arguments, or None for eager.
+
+    ``True`` is ``dict(dynamic=True)``; a dict is passed on with ``dynamic=True``
+    unless it says otherwise.
+    """
+    if compile is None or compile is False:
+        return None
+    if compile is True:
+        return dict(dynamic=True)
+    if isinstance(compile, dict):
+        unknown = sorted(set(compile) - set(COMPILE_KEYS))
+        if unknown:
+            raise ValueError(f'{owner}: unknown compile options {unknown}; valid: {list(COMPILE_KEYS)}')
+        return dict(dict(dynamic=True), **compile)
+    raise TypeError(f'{owner}: compile must be a bool or a dict of torch.compile options, '
+                    f'got {compile!r} ({type(compile).__name__})')
+
+
+def compile_blocks(blocks: Iterable[nn.Module], options: dict) -> int:
+    """``block.compile(**options)`` for each block not compiled yet; returns how many were compiled.
+
+    Dynamo allows ``recompile_limit`` (8) cache entries per code object before
+    it falls back to eager; every block shares ``Module._call_impl``'s code, and
+    each block kind and width needs an entry, so the limit is raised to the
+    number of blocks (one entry each at most).
+    """
+    blocks = [block for block in blocks if getattr(block, '_compiled_call_impl', None) is None]
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, len(blocks))
+    for block in blocks:
+        block.compile(**options)
+    return len(blocks)
+
+
+def _compile_blocks_before_forward(backbone: nn.Module, args: tuple) -> None:
+    compile_blocks(backbone.blocks(), backbone.compile_options)
+
+
+def enable_block_compile(backbone: nn.Module, compile: Union[bool, dict, None]) -> Optional[dict]:
+    """Parse ``compile`` for ``backbone`` and, unless it is off, compile its blocks at its first call.
+
+    The blocks are compiled at the first forward, not here: a family builds
+    them after the base class's ``__init__``, and a copy of the model made
+    before (e.g. mmengine's EMA model) compiles its own blocks, not the
+    original's. ``backbone.blocks()`` lists them. A copy made after the first
+    call would run the original's blocks (``nn.Module.compile`` binds them):
+    copy before, or build a new model.
+    """
+    options = parse_compile_options(compile, type(backbone).__name__)
+    if options is not None:
+        backbone.register_forward_pre_hook(_compile_blocks_before_forward)
+    return options
