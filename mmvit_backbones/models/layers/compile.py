@@ -42,12 +42,12 @@ def compile_blocks(blocks: Iterable[nn.Module], options: dict) -> int:
     """``block.compile(**options)`` for each block not compiled yet; returns how many were compiled.
 
     Dynamo allows ``recompile_limit`` (8) cache entries per code object before
-    it falls back to eager; every block shares ``Module._call_impl``'s code, and
-    each block kind and width needs an entry, so the limit is raised to the
-    number of blocks (one entry each at most).
+    it falls back to eager; the blocks of a family share their ``forward``'s
+    code, and each block kind and width needs an entry, so the limit is raised
+    to the number of blocks plus dynamo's default allowance for recompiles.
     """
     blocks = [block for block in blocks if getattr(block, '_compiled_call_impl', None) is None]
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, len(blocks))
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, len(blocks) + 8)
     for block in blocks:
         block.compile(**options)
     return len(blocks)
