@@ -14,6 +14,16 @@ from mmvit_backbones.models.backbones.pale_transformer import PaleBlock, PaleLay
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
 
+@pytest.fixture(autouse=True)
+def ieee_fp32():
+    """fp32 compared in IEEE fp32: cuDNN's default TF32 convolutions round the fused
+    grouped 1x1 convolution and the three separate ones differently (~1e-3)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def load_reference(name):
     path = Path(__file__).resolve().parents[1] / 'reference' / f'{name}.py'
     spec = importlib.util.spec_from_file_location(f'mmvit_reference_{name}', path)
