@@ -16,17 +16,14 @@ CPU with ``--device cpu --backend eager`` and tiny archs (``--options``).
 """
 import argparse
 import json
-import os.path as osp
 import random
-import sys
 import time
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch._dynamo.utils import counters
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', '..', 'tools', 'analysis_tools'))
-from benchmark_backbone import build_model, environment, parse_options  # noqa: E402
+from mmvit_backbones.benchmark.backbone import build_model, environment, parse_options
 
 # (height, width) of typical COCO images with rough weights (most COCO images are 640 on the long side).
 COCO_SIZES = [((480, 640), 45), ((427, 640), 15), ((640, 480), 12), ((640, 427), 8), ((426, 640), 6),

@@ -25,9 +25,7 @@ Writes JSON (``--out``) and prints a short text table. Runs on CPU too
 """
 import argparse
 import json
-import os.path as osp
 import statistics
-import sys
 import time
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
@@ -36,8 +34,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', '..', 'tools', 'analysis_tools'))
-import benchmark_backbone as bench  # noqa: E402
+from mmvit_backbones.benchmark import backbone as bench
 
 LAUNCHES = ('cudaLaunchKernel', 'cudaLaunchKernelExC', 'cuLaunchKernel', 'cuLaunchKernelEx',
             'cudaLaunchCooperativeKernel')
