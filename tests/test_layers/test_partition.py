@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from mmvit_backbones.models.layers import GroupLayout, grid_partition, grid_reverse, pad_to_multiple, padding_key_bias
+from mmvit_backbones.models.layers import (
+    GroupLayout,
+    crop,
+    grid_partition,
+    grid_reverse,
+    pad_to_multiple,
+    padding_key_bias,
+)
 
 
 def coordinate_map(h, w):
@@ -146,3 +153,28 @@ def test_layout_partition_and_reverse_crop():
         groups = layout.partition(x)
         assert groups.shape == (2 * layout.num_groups, layout.num_tokens, 3)
         assert torch.equal(layout.reverse(groups), x)
+
+
+def layouts_of_every_kind():
+    """Padded and unpadded layouts of every constructor (intervals on both axes)."""
+    return (GroupLayout.sg_local_windows((7, 7), 7), GroupLayout.sg_local_windows((9, 12), 4),
+            GroupLayout.windows((5, 7), (2, 3)), GroupLayout.long_distance((9, 10), 2, 3, 2),
+            GroupLayout.long_distance((5, 7), 2, 2, 1), *GroupLayout.pales((9, 10), (3, 3)))
+
+
+@pytest.mark.parametrize('layout', layouts_of_every_kind(), ids=lambda layout: str(layout.key()))
+def test_partition_heads_is_partition_with_heads_folded_into_groups(layout):
+    b, parts, heads, d = 2, 3, 2, 4
+    h, w = layout.size
+    x = torch.randn(b, h, w, parts * heads * d)
+    grouped = layout.partition_heads(x, heads, d)
+    assert grouped.shape == (parts, b, layout.num_groups * heads, layout.num_tokens, d)
+    # Per part and head: the plain partition of that part's and head's channels, groups then heads.
+    expected = layout.partition(x).view(b, layout.num_groups, layout.num_tokens, parts, heads, d)
+    assert torch.equal(grouped, expected.permute(3, 0, 1, 4, 2, 5).reshape(grouped.shape))
+    # Heads back to channels (padded map, cropped by the caller); one value per token likewise.
+    q = grouped[0]
+    assert torch.equal(crop(layout.reverse_heads(q, heads), layout.size), x[..., :heads * d])
+    values = x[..., 0]
+    grouped_values = layout.partition(values[..., None])[..., 0].view(b, layout.num_groups, layout.num_tokens)
+    assert torch.equal(crop(layout.reverse_values(grouped_values)[..., None], layout.size)[..., 0], values)

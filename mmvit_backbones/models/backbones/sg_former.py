@@ -38,6 +38,7 @@ from ...checkpoint import from_whole_model_state_dict
 from ...registry import register_model
 from ..layers import (
     DropPath,
+    GroupLayout,
     attention,
     attention_probs,
     attention_with_probs,
@@ -548,48 +549,28 @@ class HybridScaleAttention(LePEAttention):
         """Window attention of ``qkv`` = (q2 | kv2)(x); the output map (padded size) and significance."""
         b, n, _ = qkv.shape
         h, w = size
-        heads, d, ws = self.num_heads // 2, self.head_dim, self.window_size
-        rows, cols = -(-h // ws), -(-w // ws)
-        windows = rows * cols
-        padded = F.pad(qkv.view(b, h, w, -1), (0, 0, 0, cols * ws - w, 0, rows * ws - h))
-        # One copy cuts q, k and v into windows: (3, B, windows·heads, ws·ws, d), windows folded into the
-        # head axis (window-major) so that SDPA's fused kernels take them as 4-D inputs.
-        qkv = padded.view(b, rows, ws, cols, ws, 3, heads, d).permute(5, 0, 1, 3, 6, 2, 4, 7)
-        q, k, v = qkv.reshape(3, b, windows * heads, ws * ws, d)
-        real = _window_real_tokens(size, (rows, cols), ws, qkv.device)  # (windows, ws·ws) or None
+        heads, d = self.num_heads // 2, self.head_dim
+        layout = GroupLayout.sg_local_windows(size, self.window_size, qkv.device)
+        windows, tokens = layout.num_groups, layout.num_tokens
+        # One copy cuts q, k and v into windows, windows folded into the head axis.
+        q, k, v = layout.partition_heads(qkv.view(b, h, w, -1), heads, d)
         key_bias = None
-        if real is not None:
-            key_bias = torch.where(real, 0., float('-inf')).to(q.dtype)
-            key_bias = key_bias[:, None, None, :].expand(windows, heads, 1, ws * ws).reshape(
-                windows * heads, 1, ws * ws)
+        if layout.key_bias is not None:
+            key_bias = layout.key_bias.to(q.dtype).expand(windows, heads, 1, tokens).reshape(
+                windows * heads, 1, tokens)
         out, probs = _attend_and_weigh(q, k, v, key_bias, d**-0.5)
-        out = out.view(b, rows, cols, heads, ws, ws, d).permute(0, 1, 4, 2, 5, 3, 6)
-        out = out.reshape(b, rows * ws, cols * ws, heads * d)
+        out = layout.reverse_heads(out, heads)
 
         # Attention received by each key: mean over heads and the window's real queries, in one reduction.
         dtype = _significance_dtype(probs.dtype)
-        if real is None:
-            received = probs.view(b, windows, heads * ws * ws, ws * ws).mean(2, dtype=dtype)
+        if layout.query_mask is None:
+            received = probs.view(b, windows, heads * tokens, tokens).mean(2, dtype=dtype)
         else:
-            real = real.to(dtype)
+            real = layout.query_mask.to(dtype)
             query_weights = real / (real.sum(1, keepdim=True) * heads)  # (windows, queries)
-            probs = probs.view(b, windows, heads, ws * ws, ws * ws)
+            probs = probs.view(b, windows, heads, tokens, tokens)
             received = (probs * query_weights[:, None, :, None]).sum((2, 3), dtype=dtype)
-        received = received.view(b, rows, cols, ws, ws).transpose(2, 3).reshape(b, rows * ws, cols * ws)
-        return out, received[:, :h, :w]
-
-
-def _window_real_tokens(size: Size, grid: Size, window: int, device: torch.device) -> Optional[torch.Tensor]:
-    """``(windows, window²)`` bool, True where a window's token lies inside the ``size`` map; None if all do.
-
-    Also the query mask of the significance (its mean runs over real queries only).
-    """
-    (h, w), (rows, cols) = size, grid
-    if rows * window == h and cols * window == w:
-        return None
-    row = torch.arange(rows * window, device=device).view(rows, 1, window, 1) < h
-    col = torch.arange(cols * window, device=device).view(1, cols, 1, window) < w
-    return (row & col).reshape(rows * cols, window * window)
+        return out, layout.reverse_values(received)[:, :h, :w]
 
 
 class SelfGuidedAttention(LePEAttention):

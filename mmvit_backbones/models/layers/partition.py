@@ -115,13 +115,30 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+def _real_tokens(size: Pair, padded_size: Pair, group: Pair, interval: Pair,
+                 device: Optional[torch.device]) -> torch.Tensor:
+    """``(num_groups, N)`` bool, True where a group's token lies inside the ``size`` map.
+
+    Built in group order directly (no partition copy, few ops: layouts are built
+    per forward): a padded row ``rh·G·I + gh·I + ih`` is real when it is below H,
+    viewed as ``(rh, 1, ih, 1, gh, 1)``; columns likewise as ``(1, rw, 1, iw, 1, gw)``;
+    their conjunction is ``(rh, rw, ih, iw, gh, gw)``, the order of :func:`grid_partition`.
+    """
+    (h, w), (hp, wp), (gh, gw), (ih, iw) = size, padded_size, group, interval
+    rh, rw = hp // (gh * ih), wp // (gw * iw)
+    rows = (torch.arange(hp, device=device) < h).as_strided((rh, 1, ih, 1, gh, 1), (gh * ih, 0, 1, 0, ih, 0))
+    cols = (torch.arange(wp, device=device) < w).as_strided((1, rw, 1, iw, 1, gw), (0, gw * iw, 0, 1, 0, iw))
+    return (rows & cols).reshape(rh * rw * ih * iw, gh * gw)
+
+
 @dataclass(frozen=True, eq=False)
 class GroupLayout:
     """How one map size is cut into attention groups: the grouping vocabulary.
 
     Every backbone forms its groups through one of the constructors below and
-    then uses :meth:`partition` / :meth:`reverse`; nothing else needs to know
-    how padding or interlacing works.
+    then uses :meth:`partition` / :meth:`reverse` (or, with the groups folded
+    into SDPA's head axis, :meth:`partition_heads` / :meth:`reverse_heads`);
+    nothing else needs to know how padding or interlacing works.
 
     Attributes:
         size: The ``(H, W)`` of the map.
@@ -170,6 +187,39 @@ class GroupLayout:
         """``(B·num_groups, N, C)`` groups back to the cropped ``(B, H, W, C)`` map."""
         return crop(grid_reverse(groups, self.padded_size, self.group, self.interval), self.size)
 
+    def partition_heads(self, x: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
+        """``(B, H, W, P·heads·head_dim)`` map of ``P`` stacked parts (e.g. q, k, v) to
+        ``(P, B, num_groups·heads, N, head_dim)``, in one copy (padding first).
+
+        Groups share SDPA's head axis with the heads (group-major), so that the
+        grouped tensors are 4-D inputs of the fused kernels and :attr:`key_bias`
+        broadcasts over the batch only.
+        """
+        x, _ = pad_to_multiple(x, self.padded_size)
+        b, hp, wp, _ = x.shape
+        (gh, gw), (ih, iw) = self.group, self.interval
+        rh, rw = hp // (gh * ih), wp // (gw * iw)
+        x = x.view(b, rh, gh, ih, rw, gw, iw, -1, heads, head_dim).permute(7, 0, 1, 4, 3, 6, 8, 2, 5, 9)
+        return x.reshape(-1, b, self.num_groups * heads, self.num_tokens, head_dim)
+
+    def reverse_heads(self, groups: torch.Tensor, heads: int) -> torch.Tensor:
+        """``(B, num_groups·heads, N, d)`` (as from :meth:`partition_heads`) to the
+        padded ``(B, Hp, Wp, heads·d)`` map, heads back to channels in one copy.
+
+        Not cropped: the caller crops (:func:`crop`, or a slice it fuses with its next op).
+        """
+        (hp, wp), (gh, gw), (ih, iw) = self.padded_size, self.group, self.interval
+        b, d = groups.shape[0], groups.shape[-1]
+        x = groups.view(b, hp // (gh * ih), wp // (gw * iw), ih, iw, heads, gh, gw, d)
+        return x.permute(0, 1, 6, 3, 2, 7, 4, 5, 8).reshape(b, hp, wp, heads * d)
+
+    def reverse_values(self, groups: torch.Tensor) -> torch.Tensor:
+        """One value per token, ``(B, num_groups, N)``, to the padded ``(B, Hp, Wp)`` map (not cropped)."""
+        (hp, wp), (gh, gw), (ih, iw) = self.padded_size, self.group, self.interval
+        b = groups.shape[0]
+        x = groups.view(b, hp // (gh * ih), wp // (gw * iw), ih, iw, gh, gw)
+        return x.permute(0, 1, 5, 3, 2, 6, 4).reshape(b, hp, wp)
+
     @classmethod
     def build(cls,
               size: Pair,
@@ -182,10 +232,10 @@ class GroupLayout:
         size, padded_size, group, interval = (tuple(size), tuple(padded_size), tuple(group), tuple(interval))
         if size == padded_size:
             return cls(size, padded_size, group, interval)
-        real = torch.zeros(1, *padded_size, 1, dtype=torch.bool, device=device)
-        real[:, :size[0], :size[1]] = True
-        query_mask = grid_partition(real, group, interval)[..., 0]  # (num_groups, N)
-        key_bias = padding_key_bias(size, padded_size, group, interval, key_bias_value, device)
+        query_mask = _real_tokens(size, padded_size, group, interval, device)
+        num_groups, num_tokens = query_mask.shape
+        key_bias = torch.full((num_groups, 1, 1, num_tokens), key_bias_value, device=device).masked_fill(
+            query_mask.view(num_groups, 1, 1, num_tokens), 0.)
         return cls(size, padded_size, group, interval, key_bias, query_mask)
 
     @classmethod
@@ -206,8 +256,9 @@ class GroupLayout:
 
     @classmethod
     def sg_local_windows(cls, size: Pair, window: int, device: Optional[torch.device] = None) -> 'GroupLayout':
-        """SG-Former's local branch: ``window × window`` tiles, padded keys
-        masked with ``-inf``, and the query mask for its significance means."""
+        """SG-Former's local branch (the hybrid-scale attention's windowed half):
+        ``window × window`` tiles, padded keys masked with ``-inf``, and the
+        query mask over which its significance averages."""
         return cls.windows(size, (window, window), float('-inf'), device)
 
     @classmethod
