@@ -16,8 +16,12 @@ decided is in :data:`STATUS` (``'applied'``, ``'not needed'`` or ``'disabled'``)
     ``weights_only``), or where ``MMVIT_WEIGHTS_ONLY=1`` is set (only this
     loader honours it); not installed where mmengine loads such a file itself
     (torch < 2.6, or the OneDL fork's mmengine 0.10.12, whose ``_safe_torch_load``
-    falls back to full unpickling with a warning, for every scheme). Guarded by
-    ``tests/test_checkpoint/test_loading.py`` and ``tests/test_compat.py``.
+    falls back to full unpickling with a warning, for every scheme). There,
+    mmengine's local loader is kept but wrapped to run
+    :func:`mmvit_backbones.checkpoint.check_checkpoint_file` first, so a file
+    that is no checkpoint fails with its path before anything is unpickled.
+    The switch turns both off. Guarded by ``tests/test_checkpoint/test_loading.py``,
+    ``tests/test_checkpoint/test_bad_files.py`` and ``tests/test_compat.py``.
 ``registry_hint`` (``MMVIT_REGISTRY_HINT``)
     Wraps ``mmengine.registry.build_functions.build_from_cfg`` so that a
     "not in the registry" ``KeyError`` for a model type close to one of this
@@ -109,6 +113,26 @@ def install_trusted_local_loader() -> None:
 
     from .checkpoint import load_trusted_local
     CheckpointLoader.register_scheme(prefixes='', loader=load_trusted_local, force=True)
+
+
+def install_checked_local_loader() -> None:
+    """Where mmengine keeps its own local loader, check the file first.
+
+    A file that is no checkpoint (empty, text, truncated, ...) then fails with
+    its path and fault before mmengine's loader unpickles anything (the OneDL
+    fork's falls back to full unpickling).
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from .checkpoint import check_checkpoint_file
+    own_loader = CheckpointLoader._get_checkpoint_loader('/local/file.pth')
+
+    @functools.wraps(own_loader)
+    def checked_local_loader(filename: str, map_location: Any = None) -> Any:
+        check_checkpoint_file(osp.expanduser(filename))
+        return own_loader(filename, map_location)
+
+    CheckpointLoader.register_scheme(prefixes='', loader=checked_local_loader, force=True)
 
 
 # --------------------------------------------------------------------------- registry_hint
@@ -266,16 +290,18 @@ class Patch:
     """One change: whether it is needed, how to apply it, what to do otherwise, its switch."""
 
     def __init__(self, env: str, needed: Callable[[], bool], install: Callable[[], None],
-                 otherwise: Optional[Callable[[], None]] = None) -> None:
+                 otherwise: Optional[Callable[[], None]] = None, otherwise_when_disabled: bool = True) -> None:
         self.env = env
         self.needed = needed
         self.install = install
         self.otherwise = otherwise
+        self.otherwise_when_disabled = otherwise_when_disabled
 
 
 PATCHES: Dict[str, Patch] = {
     'trusted_local_loader': Patch('MMVIT_TRUSTED_LOCAL_LOADER', trusted_local_loader_needed,
-                                  install_trusted_local_loader),
+                                  install_trusted_local_loader, otherwise=install_checked_local_loader,
+                                  otherwise_when_disabled=False),
     'registry_hint': Patch('MMVIT_REGISTRY_HINT', registry_builds_through_build_from_cfg, install_registry_hint),
     'fused_attention': Patch('MMVIT_FUSED_ATTENTION', sdpa_takes_scale, use_fused_attention,
                              otherwise=use_plain_attention),
@@ -298,7 +324,8 @@ def apply(name: str) -> str:
         status = 'applied'
     else:
         status = 'not needed'
-    if status != 'applied' and patch.otherwise is not None:
+    if patch.otherwise is not None and (status == 'not needed'
+                                        or status == 'disabled' and patch.otherwise_when_disabled):
         patch.otherwise()
     STATUS[name] = status
     return status
