@@ -289,10 +289,10 @@ class SingleGroupNorm(nn.GroupNorm):
     """``nn.GroupNorm(1, C)`` (normalises C, H, W per sample), fast on large maps.
 
     PyTorch's GroupNorm kernel reduces each (sample, group) row inside one
-    thread block: with one group and two images of 800x1216 that is two blocks
-    for the whole GPU, 3.3 ms per call on an H100 and about 40 % of
-    SG-Former-S's dense training step. ``torch.var_mean`` spreads the
-    reduction over the device; the normalisation is one fused scale and shift.
+    thread block, so with one group a large map keeps most of the GPU idle
+    (measured: ``docs/benchmarks/README.md``, "SG-Former ``SingleGroupNorm``").
+    ``torch.var_mean`` spreads the reduction over the device; the
+    normalisation is one fused scale and shift.
     Same parameters and result (statistics in at least float32; under autocast
     the output is float32, as CUDA autocast makes ``group_norm``'s).
     """
