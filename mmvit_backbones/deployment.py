@@ -6,6 +6,12 @@ the config's default scope. The exported graph takes one image batch
 ``(N, 3, H, W)`` and returns the backbone's outputs (``out0``, ``out1``, ...).
 With ``dynamic=True`` the batch size, height and width are symbolic; otherwise
 the graph holds for the export size only.
+
+A dynamic graph holds for the sizes on which every layer takes the branches it
+took at the export size (``program.range_constraints``; outside them the
+program refuses the input): e.g. whether a stage's map is one group along an
+axis or several (Pale, CrossFormer) or is smaller than a CrossFormer group.
+Export at a size like the ones deployed.
 """
 import os
 import os.path as osp
@@ -56,11 +62,17 @@ def dynamic_shapes(dynamic: bool) -> Optional[Dict[str, Dict[int, Any]]]:
     return {'x': {0: auto, 2: auto, 3: auto}}
 
 
+def export_batch_size(dynamic: bool) -> int:
+    """The example batch: 2 for a dynamic graph (a batch of 1 would be specialised), else 1."""
+    return 2 if dynamic else 1
+
+
 def export_program(model: nn.Module, shape: Sequence[int], dynamic: bool = False) -> torch.export.ExportedProgram:
-    """``torch.export`` the backbone's forward at ``shape = (H, W)`` (eval mode, batch 1)."""
+    """``torch.export`` the backbone's forward at ``shape = (H, W)`` (eval mode; see :func:`export_batch_size`)."""
     model.eval()
     with torch.no_grad():
-        return torch.export.export(model, (example_input(shape), ), dynamic_shapes=dynamic_shapes(dynamic))
+        return torch.export.export(model, (example_input(shape, export_batch_size(dynamic)), ),
+                                   dynamic_shapes=dynamic_shapes(dynamic))
 
 
 def output_names(model: nn.Module, shape: Sequence[int]) -> Tuple[str, ...]:
@@ -74,8 +86,9 @@ def export_onnx(model: nn.Module, shape: Sequence[int], out: str, dynamic: bool 
     """Write the backbone as an ONNX model (through ``torch.export``, the dynamo exporter)."""
     names = output_names(model, shape)
     with torch.no_grad():
-        torch.onnx.export(model, (example_input(shape), ), out, dynamo=True, input_names=['x'],
-                          output_names=list(names), dynamic_shapes=dynamic_shapes(dynamic), external_data=False)
+        torch.onnx.export(model, (example_input(shape, export_batch_size(dynamic)), ), out, dynamo=True,
+                          input_names=['x'], output_names=list(names), dynamic_shapes=dynamic_shapes(dynamic),
+                          external_data=False)
     return out
 
 

@@ -6,13 +6,16 @@ import sys
 import pytest
 import torch
 
-from mmvit_backbones.deployment import build_backbone, export_onnx, export_program
+from mmvit_backbones.deployment import build_backbone, export_batch_size, export_onnx, export_program
 from mmvit_backbones.models.backbones import CrossFormer, CrossFormerPP, PaleTransformer, SGFormer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-4
 EXPORT_SIZE, SECOND_SIZE = (64, 96), (96, 64)
-# --dynamic is not tested: its export does not finish in minutes (README, "Deployment").
+# --dynamic: exported at one size, run at another batch, height and width inside the program's range of sizes
+# (README, "Deployment"). SGFormer joins the list when its dynamic export works.
+DYNAMIC_TYPES = ['CrossFormer', 'CrossFormerPP', 'PaleTransformer']
+DYNAMIC_EXPORT_SIZE, SECOND_BATCH, DYNAMIC_SECOND_SIZE = (96, 128), 3, (72, 120)
 
 # Tiny archs with every block kind (as in tests/test_backbones/test_compile.py).
 TINY_ARCHS = {
@@ -52,6 +55,33 @@ def test_exported_program_matches_eager(type_name):
     assert_outputs_close(program(x), expected)
     with pytest.raises(AssertionError, match='Guard failed'):  # another size is refused, not computed wrongly
         program(torch.randn(1, 3, *SECOND_SIZE))
+
+
+def dynamic_inputs():
+    return (torch.randn(export_batch_size(True), 3, *DYNAMIC_EXPORT_SIZE),
+            torch.randn(SECOND_BATCH, 3, *DYNAMIC_SECOND_SIZE))
+
+
+@pytest.mark.parametrize('type_name', DYNAMIC_TYPES)
+def test_dynamic_program_matches_eager_at_a_second_size(type_name):
+    model = tiny(type_name)
+    inputs = dynamic_inputs()
+    expected = [eager(model, x) for x in inputs]
+    program = export_program(model, DYNAMIC_EXPORT_SIZE, dynamic=True).module()
+    for x, ref in zip(inputs, expected):
+        assert_outputs_close(program(x), ref)
+
+
+@pytest.mark.parametrize('type_name', DYNAMIC_TYPES)
+def test_dynamic_onnx_model_matches_eager_at_a_second_size(type_name, tmp_path):
+    ort = pytest.importorskip('onnxruntime')
+    model = tiny(type_name)
+    inputs = dynamic_inputs()
+    expected = [eager(model, x) for x in inputs]
+    path = export_onnx(model, DYNAMIC_EXPORT_SIZE, str(tmp_path / 'backbone.onnx'), dynamic=True)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for x, ref in zip(inputs, expected):
+        assert_outputs_close(session.run(None, {'x': x.numpy()}), ref)
 
 
 @pytest.mark.parametrize('type_name', TYPES)

@@ -51,7 +51,7 @@ def test_block_equals_reference(size, pale, train):
     block.double()
     x_ref, x_new = x.clone().requires_grad_(), x.clone().requires_grad_()
     out_ref = reference(x_ref, pale_layout(size, (pale, pale)))
-    out_new = block(x_new, PaleLayouts.build(size, (pale, pale)))
+    out_new = block(x_new.unflatten(1, size), PaleLayouts.build(size, (pale, pale))).flatten(1, 2)
     torch.testing.assert_close(out_new, out_ref, rtol=1e-10, atol=1e-10)
     grad = torch.randn_like(out_ref)
     out_ref.backward(grad)

@@ -58,7 +58,8 @@ def test_pale_block(dtype, size):
     new.load_state_dict(convert_separate_qkv(old.state_dict()))
     x = torch.randn(2, size[0] * size[1], 64, device='cuda')
     out_old, grad_old = run(old, lambda m, t: m(t, ref.pale_layout(size, (7, 7), t.device)), x, dtype)
-    out_new, grad_new = run(new, lambda m, t: m(t, PaleLayouts.build(size, (7, 7), t.device)), x, dtype)
+    out_new, grad_new = run(
+        new, lambda m, t: m(t.unflatten(1, size), PaleLayouts.build(size, (7, 7), t.device)).flatten(1, 2), x, dtype)
     torch.testing.assert_close(out_new, out_old, **TOLERANCE[dtype])
     torch.testing.assert_close(grad_new, grad_old, **TOLERANCE[dtype])
 

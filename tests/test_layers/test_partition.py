@@ -146,6 +146,35 @@ def test_pale_layouts():
     assert rows.group == (2, 21) and rows.num_groups == 1 and cols.group == (2, 7)
 
 
+@pytest.mark.parametrize('geometry', [
+    ((9, 10), (9, 12), (3, 12), (3, 1)),  # pale rows
+    ((9, 10), (9, 12), (9, 3), (1, 4)),  # pale columns
+    ((13, 17), (14, 21), (7, 7), (1, 1)),  # windows
+    ((13, 17), (16, 24), (2, 2), (4, 6)),  # interval groups (LDA)
+    ((5, 3), (7, 7), (7, 7), (1, 1)),  # one padded group
+])
+def test_traced_real_token_mask_is_the_eager_one(geometry):
+    from mmvit_backbones.models.layers.partition import _real_tokens, _real_tokens_by_index
+    size, padded, group, interval = geometry
+    regions = (padded[0] // (group[0] * interval[0]), padded[1] // (group[1] * interval[1]))
+    expected = _real_tokens(size, padded, group, interval, None)
+    assert torch.equal(_real_tokens_by_index(size, regions, group, interval, None), expected)
+    # and it is where real pixels land in grid_partition's order
+    real = torch.zeros(1, *padded, 1, dtype=torch.bool)
+    real[:, :size[0], :size[1]] = True
+    assert torch.equal(grid_partition(real, group, interval)[..., 0], expected)
+
+
+def test_pale_layouts_while_traced_pad_short_axes_to_the_pale(monkeypatch):
+    from mmvit_backbones.models.layers import partition
+    monkeypatch.setattr(partition, 'always_masked', lambda: True)
+    rows, cols = GroupLayout.pales((2, 20), (7, 7))
+    assert rows.key() == ((2, 20), (7, 21), (7, 21), (1, 1)) and cols.key() == ((2, 20), (7, 21), (7, 7), (1, 3))
+    check_masks(rows, float('-inf'))
+    rows, _ = GroupLayout.pales((14, 14), (7, 7))  # masks even where nothing is padded
+    assert rows.key_bias is not None and not rows.padded and rows.key_bias.eq(0).all()
+
+
 def test_layout_partition_and_reverse_crop():
     x = torch.randn(2, 5, 7, 3)
     for layout in (GroupLayout.windows((5, 7), (2, 3)), GroupLayout.long_distance((5, 7), 2, 2, 1),

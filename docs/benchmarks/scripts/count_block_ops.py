@@ -118,7 +118,7 @@ def pale_cases(size, dims=64, heads=2, pale=7, batch=2):
     new = PaleBlock(*args)
     # Layouts are built per call on the input's device, as each stage does once per forward.
     yield 'before', old, lambda t: old(t, ref.pale_layout(size, (pale, pale), t.device)), x
-    yield 'after', new, lambda t: new(t, PaleLayouts.build(size, (pale, pale), t.device)), x
+    yield 'after', new, lambda t: new(t.unflatten(1, size), PaleLayouts.build(size, (pale, pale), t.device)), x
 
 
 def crossformer_cases(size, dims=96, heads=3, group=7, interval=8, long_distance=False, version=1, batch=2):

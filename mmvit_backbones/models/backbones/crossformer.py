@@ -492,7 +492,7 @@ def lsda_layout(size: Pair,
       apart; v1: ``I × I`` groups of ``ceil(h/I) × ceil(w/I)`` tokens).
     """
     h, w = size
-    if min(h, w) <= group_size:
+    if h <= group_size or w <= group_size:  # not min(): symbolic sizes then branch on each axis alone
         return GroupLayout.whole_map((h, w))
     if not long_distance:
         return GroupLayout.windows((h, w), (group_size, group_size), PADDED_KEY_BIAS, device)
@@ -599,9 +599,15 @@ class LongShortDistanceAttention(nn.Module):
         return lsda_layout(tuple(size), self.group_size, self.interval, self.long_distance, self.lda_version, device)
 
     def forward(self, x: torch.Tensor, layout: Optional[GroupLayout] = None) -> torch.Tensor:
-        """``(B, H, W, C)`` normalised map in and out; ``layout`` defaults to :meth:`layout` of it."""
+        """``(B, H, W, C)`` normalised map in and out; ``layout`` defaults to :meth:`layout` of it.
+
+        While traced (``torch.compile`` / ``torch.export``) the attention builds
+        its own layout from the input's shape: its sizes are then expressions of
+        the map's size symbols (integers passed in would be symbols of their own,
+        specialised at 0 and 1) and its masks are computed in the graph.
+        """
         b, h, w, c = x.shape
-        if layout is None:
+        if torch.compiler.is_compiling() or layout is None:
             layout = self.layout((h, w), x.device)
         heads, d = self.num_heads, c // self.num_heads
         groups = layout.partition(x)  # (B·nG, N, C)

@@ -34,13 +34,13 @@ from ..layers import (
     DropPath,
     GroupLayout,
     Mlp,
+    always_masked,
     attention,
     crop,
     drop_path_rates,
     maybe_checkpoint,
-    nchw_to_nlc,
     nlc_to_nchw,
-    pad_to_multiple,
+    pad_to,
 )
 from .base import MultiScaleBackbone, check_per_stage, check_rate, resolve_arch
 
@@ -231,18 +231,19 @@ class PaleStage(BaseModule):
             padding=patch_size // 2,
             norm_cfg=norm_cfg)
         self.blocks = ModuleList([
-            PaleBlock(embed_dims, num_heads, mlp_ratio, drop_path_rates[i], norm_cfg, conv_norm_cfg)
+            PaleBlock(embed_dims, num_heads, mlp_ratio, drop_path_rates[i], norm_cfg, conv_norm_cfg, self.pale_size)
             for i in range(depth)
         ])
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Pair]:
         """``(B, C_in, H_in, W_in)`` map to ``(B, H·W, C)`` tokens and ``(H, W)``."""
-        x, size = self.patch_merging(x)
+        tokens, size = self.patch_merging(x)
         # Every block of the stage shares the grouping and padding masks.
-        layouts = PaleLayouts.build(size, self.pale_size, x.device)
+        layouts = PaleLayouts.build(size, self.pale_size, tokens.device)
+        x = tokens.unflatten(1, size)
         for block in self.blocks:
             x = maybe_checkpoint(block, x, layouts, with_cp=self.with_cp)
-        return x, size
+        return x.flatten(1, 2), size
 
 
 class PaleBlock(BaseModule):
@@ -250,11 +251,16 @@ class PaleBlock(BaseModule):
 
     ``x += CPE(x)``; ``x += DropPath(PSAttn(LN(x)))``; ``x += DropPath(MLP(LN(x)))``,
     where CPE is a depthwise 3x3 convolution with bias.
+
+    Works on channels-last ``(B, H, W, C)`` maps, so that a compiled block
+    reads ``H`` and ``W`` from its input's shape (see :meth:`forward`).
+    ``pale_size`` ``(s_r, s_c)`` is the stage's (default: the paper's 7).
     """
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float, drop_path: float, norm_cfg: dict,
-                 conv_norm_cfg: dict) -> None:
+                 conv_norm_cfg: dict, pale_size: Pair = (7, 7)) -> None:
         super().__init__()
+        self.pale_size = tuple(pale_size)
         self.cpe = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.attn = PaleAttention(embed_dims, num_heads, conv_norm_cfg)
@@ -262,14 +268,26 @@ class PaleBlock(BaseModule):
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, layouts: 'PaleLayouts') -> torch.Tensor:
-        """``(B, H·W, C)`` tokens in and out."""
+    def forward(self, x: torch.Tensor, layouts: Optional['PaleLayouts'] = None) -> torch.Tensor:
+        """``(B, H, W, C)`` map in and out.
+
+        ``layouts`` is ``PaleLayouts.build`` of the map's size and ``pale_size``
+        (a stage builds it once for all its blocks); None builds it here. While
+        traced (``torch.compile`` / ``torch.export``) the block builds its own
+        from the input's shape: its padded sizes and group counts are then
+        expressions of the map's size symbols, where integers passed in would be
+        symbols of their own (of unknown sign, specialised at 0 and 1, so new
+        sizes would compile again).
+        """
+        if torch.compiler.is_compiling() or layouts is None:
+            layouts = PaleLayouts.build(x.shape[1:3], self.pale_size, x.device)
         # CPE stays in the residual stream's precision under autocast: casting its
         # input and weights both ways costs more kernels than the small depthwise
         # convolution saves, and cuDNN's bf16 depthwise backward is the slower one.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x = x + nchw_to_nlc(self.cpe(nlc_to_nchw(x, layouts.size).to(self.cpe.weight.dtype)))
-        x = x + self.drop_path(self.attn(self.norm1(x), layouts))
+            x = x + self.cpe(x.permute(0, 3, 1, 2).to(self.cpe.weight.dtype)).permute(0, 2, 3, 1)
+        # The attention takes and gives (B, H·W, C) tokens: views of the map.
+        x = x + self.drop_path(self.attn(self.norm1(x).flatten(1, 2), layouts).view_as(x))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -282,6 +300,9 @@ class PaleLayouts(NamedTuple):
     first), the order in which they have the row groups' shape;
     ``fused_key_bias`` hides padded keys of both branches in that order,
     ``(1, 2·G·heads, 1, N)`` once expanded over heads by the attention.
+    While traced (``torch.compile`` / ``torch.export``) the branches are never
+    fused: "is the padded map square?" would be a size-dependent branch of
+    the graph (a second graph, or an export that holds for square maps only).
     """
     rows: GroupLayout
     cols: GroupLayout
@@ -295,7 +316,7 @@ class PaleLayouts(NamedTuple):
     @classmethod
     def build(cls, size: Pair, pale_size: Pair, device: Optional[torch.device] = None) -> 'PaleLayouts':
         rows, cols = GroupLayout.pales(size, pale_size, device)
-        fused = rows.group == cols.group[::-1] and rows.num_groups == cols.num_groups
+        fused = (not always_masked() and rows.group == cols.group[::-1] and rows.num_groups == cols.num_groups)
         fused_bias = None
         if fused and rows.key_bias is not None:
             col_bias = cols.key_bias.unflatten(-1, cols.group).transpose(-1, -2).flatten(-2)
@@ -412,7 +433,7 @@ class PaleAttention(BaseModule):
         b = qkv.shape[0]
         hp, wp = rows.padded_size
         heads, d = self.num_heads // 2, self.head_dim
-        qkv, _ = pad_to_multiple(qkv, rows.padded_size)
+        qkv = pad_to(qkv, rows.padded_size)
         # Channels are (q/k/v, branch, head, d); each branch's groups are one
         # strided view of the map, copied once into attention layout.
         # (unbind, not two selections: its backward is one stack, theirs two zero-filled copies and a sum).

@@ -8,9 +8,11 @@ identity). Compile time is then per block kind and stage, not per block.
 Sizes are dynamic by default, so that detection batches of new shapes reuse
 the graphs instead of compiling again.
 """
-from typing import Iterable, Optional, Union
+import functools
+from typing import Callable, Iterable, Optional, Union
 
 import torch
+import torch.fx.experimental._config as symbolic_shapes_config
 from torch import nn
 
 __all__ = ['parse_compile_options', 'compile_blocks', 'enable_block_compile']
@@ -50,7 +52,28 @@ def compile_blocks(blocks: Iterable[nn.Module], options: dict) -> int:
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, len(blocks) + 8)
     for block in blocks:
         block.compile(**options)
+        if options.get('dynamic'):
+            block._compiled_call_impl = size_oblivious(block._compiled_call_impl)
     return len(blocks)
+
+
+def size_oblivious(fn: Callable) -> Callable:
+    """``fn`` traced with sizes treated "size-obliviously" (``backed_size_oblivious``).
+
+    With symbolic sizes, PyTorch's own view, reshape and stride logic asks
+    whether a size is 1 (a broadcast, a view that is only possible then) and
+    guards on the answer, so a graph traced where a group count was 1 would
+    not serve a size where it is 2, and the reverse: the blocks would compile
+    again for new input sizes. Oblivious to sizes 0 and 1, it takes the general
+    path, which is also correct for them. Applied only while ``fn`` runs
+    (tracing happens inside its first calls), not to the rest of the process.
+    """
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with symbolic_shapes_config.patch(backed_size_oblivious=True):
+            return fn(*args, **kwargs)
+
+    return call
 
 
 def _compile_blocks_before_forward(backbone: nn.Module, args: tuple) -> None:

@@ -30,11 +30,32 @@ def pad_to_multiple(x: torch.Tensor, multiple: Pair) -> Tuple[torch.Tensor, Pair
     Returns the padded map and the (pad_h, pad_w) added.
     """
     _, h, w, _ = x.shape
-    pad_h = (multiple[0] - h % multiple[0]) % multiple[0]
-    pad_w = (multiple[1] - w % multiple[1]) % multiple[1]
-    if pad_h or pad_w:
+    pad_h, pad_w = _round_up(h, multiple[0]) - h, _round_up(w, multiple[1]) - w
+    return pad_to(x, (h + pad_h, w + pad_w)), (pad_h, pad_w)
+
+
+def always_masked() -> bool:
+    """Whether padding, cropping and key masks are applied even where nothing is padded.
+
+    True while ``torch.compile`` / ``torch.export`` traces: a branch on "is this
+    size padded?" would make a graph with symbolic sizes compile again (or an
+    export specialise) for sizes that happen to be multiples of the group; a zero
+    pad and a zero bias cost little there. Eager mode skips them.
+    """
+    return torch.compiler.is_compiling()
+
+
+def pad_to(x: torch.Tensor, size: Pair) -> torch.Tensor:
+    """Zero-pad a ``(B, H, W, C)`` map at the bottom/right to ``size = (Hp, Wp)``.
+
+    The pads are differences of sizes (no modulo): with symbolic sizes they stay
+    expressions that symbolic reasoning and inductor's code generation handle.
+    """
+    _, h, w, _ = x.shape
+    pad_h, pad_w = size[0] - h, size[1] - w
+    if always_masked() or pad_h or pad_w:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    return x, (pad_h, pad_w)
+    return x
 
 
 def crop(x: torch.Tensor, size: Pair) -> torch.Tensor:
@@ -42,11 +63,11 @@ def crop(x: torch.Tensor, size: Pair) -> torch.Tensor:
 
     A negative pad: one kernel forward and one backward, where slicing both
     axes costs a zero-filled copy per axis in backward. Returns ``x`` itself
-    when there is nothing to crop.
+    when there is nothing to crop (in eager mode: see :func:`always_masked`).
     """
     _, hp, wp, _ = x.shape
     h, w = size
-    if (h, w) == (hp, wp):
+    if not always_masked() and (h, w) == (hp, wp):
         return x
     return F.pad(x, (0, 0, 0, w - wp, 0, h - hp))
 
@@ -111,8 +132,13 @@ def padding_key_bias(size: Pair,
     return bias.masked_fill(padded.transpose(1, 2).unsqueeze(1), value)
 
 
+def _ceil_div(value: int, divisor: int) -> int:
+    # Positive operands only (no negated floor division): symbolic sizes stay simple.
+    return (value + divisor - 1) // divisor
+
+
 def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
+    return _ceil_div(value, multiple) * multiple
 
 
 def _real_tokens(size: Pair, padded_size: Pair, group: Pair, interval: Pair,
@@ -126,9 +152,30 @@ def _real_tokens(size: Pair, padded_size: Pair, group: Pair, interval: Pair,
     """
     (h, w), (hp, wp), (gh, gw), (ih, iw) = size, padded_size, group, interval
     rh, rw = hp // (gh * ih), wp // (gw * iw)
+    if always_masked():
+        return _real_tokens_by_index((h, w), (rh, rw), group, interval, device)
     rows = (torch.arange(hp, device=device) < h).as_strided((rh, 1, ih, 1, gh, 1), (gh * ih, 0, 1, 0, ih, 0))
     cols = (torch.arange(wp, device=device) < w).as_strided((1, rw, 1, iw, 1, gw), (0, gw * iw, 0, 1, 0, iw))
     return (rows & cols).reshape(rh * rw * ih * iw, gh * gw)
+
+
+def _real_tokens_by_index(size: Pair, regions: Pair, group: Pair, interval: Pair,
+                          device: Optional[torch.device]) -> torch.Tensor:
+    """:func:`_real_tokens` from each token's pixel coordinates, for traced graphs.
+
+    Elementwise maths on a ``(num_groups, 1)`` and an ``(N,)`` index, with no
+    view or reshape whose strides depend on whether a symbolic group count is 1
+    (those make a graph with symbolic sizes branch on it, and compile again).
+    """
+    (h, w), (rh, rw), (gh, gw), (ih, iw) = size, regions, group, interval
+    # Group (rh, rw, ih, iw) and member (gh, gw) digits by floor divisions only (no
+    # remainder by a symbolic size: ONNX export has no such op).
+    index = torch.arange(rh * rw * ih * iw, device=device)[:, None]
+    member = torch.arange(gh * gw, device=device)
+    by_iw, by_ih_iw, by_rw_ih_iw, by_gw = index // iw, index // (ih * iw), index // (rw * ih * iw), member // gw
+    row = by_rw_ih_iw * (gh * ih) + by_gw * ih + (by_iw - by_ih_iw * ih)
+    col = (by_ih_iw - by_rw_ih_iw * rw) * (gw * iw) + (member - by_gw * gw) * iw + (index - by_iw * iw)
+    return (row < h) & (col < w)
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,8 +227,7 @@ class GroupLayout:
 
     def partition(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` map to ``(B·num_groups, N, C)`` groups (padding first)."""
-        x, _ = pad_to_multiple(x, self.padded_size)
-        return grid_partition(x, self.group, self.interval)
+        return grid_partition(pad_to(x, self.padded_size), self.group, self.interval)
 
     def reverse(self, groups: torch.Tensor) -> torch.Tensor:
         """``(B·num_groups, N, C)`` groups back to the cropped ``(B, H, W, C)`` map."""
@@ -195,7 +241,7 @@ class GroupLayout:
         grouped tensors are 4-D inputs of the fused kernels and :attr:`key_bias`
         broadcasts over the batch only.
         """
-        x, _ = pad_to_multiple(x, self.padded_size)
+        x = pad_to(x, self.padded_size)
         b, hp, wp, _ = x.shape
         (gh, gw), (ih, iw) = self.group, self.interval
         rh, rw = hp // (gh * ih), wp // (gw * iw)
@@ -230,7 +276,7 @@ class GroupLayout:
               device: Optional[torch.device] = None) -> 'GroupLayout':
         """A layout with its masks computed (the constructors below call this)."""
         size, padded_size, group, interval = (tuple(size), tuple(padded_size), tuple(group), tuple(interval))
-        if size == padded_size:
+        if not always_masked() and size == padded_size:
             return cls(size, padded_size, group, interval)
         query_mask = _real_tokens(size, padded_size, group, interval, device)
         num_groups, num_tokens = query_mask.shape
@@ -282,9 +328,9 @@ class GroupLayout:
             return cls.build(size, (_round_up(h, span), _round_up(w, span)), (group_size, group_size),
                              (interval, interval), key_bias_value, device)
         if lda_version == 1:
-            hp, wp = _round_up(h, interval), _round_up(w, interval)
-            return cls.build(size, (hp, wp), (hp // interval, wp // interval), (interval, interval), key_bias_value,
-                             device)
+            group = (_ceil_div(h, interval), _ceil_div(w, interval))
+            return cls.build(size, (group[0] * interval, group[1] * interval), group, (interval, interval),
+                             key_bias_value, device)
         raise ValueError(f'lda_version must be 1 or 2, got {lda_version!r}')
 
     @classmethod
@@ -297,11 +343,18 @@ class GroupLayout:
         ``N_r = Hp / s_r``, row group ``i`` holds the ``s_r`` interlaced rows
         ``i, i + N_r, ..., i + (s_r - 1) N_r`` across the full padded width:
         group ``(s_r, Wp)``, interval ``(N_r, 1)``. Column groups likewise.
-        Padded keys get ``-inf``.
+        Padded keys get ``-inf``. While traced, see :func:`always_masked` and below.
         """
         h, w = size
-        s_r, s_c = min(pale_size[0], h), min(pale_size[1], w)
-        hp, wp = _round_up(h, s_r), _round_up(w, s_c)
-        rows = cls.build(size, (hp, wp), (s_r, wp), (hp // s_r, 1), device=device)
-        cols = cls.build(size, (hp, wp), (hp, s_c), (1, wp // s_c), device=device)
+        if always_masked():
+            # Traced: an axis shorter than the pale is padded to it instead (its padded
+            # rows or columns are masked keys and cropped queries: the same groups, up to
+            # rounding), so that no graph branches on the map's size against the pale.
+            (s_r, s_c), n_r, n_c = pale_size, _ceil_div(h, pale_size[0]), _ceil_div(w, pale_size[1])
+        else:
+            s_r, n_r = (pale_size[0], _ceil_div(h, pale_size[0])) if h >= pale_size[0] else (h, 1)
+            s_c, n_c = (pale_size[1], _ceil_div(w, pale_size[1])) if w >= pale_size[1] else (w, 1)
+        hp, wp = n_r * s_r, n_c * s_c
+        rows = cls.build(size, (hp, wp), (s_r, wp), (n_r, 1), device=device)
+        cols = cls.build(size, (hp, wp), (hp, s_c), (1, n_c), device=device)
         return rows, cols
