@@ -11,7 +11,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from mmvit_backbones.models.backbones import CrossFormer, PaleTransformer, SGFormer
-from mmvit_backbones.models.layers.compile import compile_blocks, parse_compile_options, with_inductor_settings
+from mmvit_backbones.models.layers.compile import compile_blocks, parse_compile_options
 
 EAGER = dict(backend='eager')
 # Tiny variants with every block kind: CrossFormer SDA + LDA, Pale, SG-Former hybrid-scale + self-guided + global.
@@ -48,16 +48,6 @@ def test_parse_compile_options():
         parse_compile_options(dict(dinamic=True), 'X')
     with pytest.raises(TypeError, match='compile must be'):
         parse_compile_options('yes', 'X')
-
-
-def test_inductor_gets_exact_output_strides_for_dynamic_sizes():
-    # docs/benchmarks/scripts/compile_inductor_check.py: without them inductor fails on Pale's blocks (torch 2.14)
-    assert with_inductor_settings(dict(dynamic=True)) == dict(dynamic=True, options=dict(strict_output_strides=True))
-    assert with_inductor_settings(dict(dynamic=True, options=dict(strict_output_strides=False, max_autotune=True))) \
-        == dict(dynamic=True, options=dict(strict_output_strides=False, max_autotune=True))
-    for options in (dict(dynamic=False), dict(dynamic=True, backend='eager'),
-                    dict(dynamic=True, mode='reduce-overhead')):
-        assert with_inductor_settings(options) == options
 
 
 def test_blocks_compile_at_the_first_forward_only():

@@ -51,26 +51,10 @@ def compile_blocks(blocks: Iterable[nn.Module], options: dict) -> int:
     blocks = [block for block in blocks if getattr(block, '_compiled_call_impl', None) is None]
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, len(blocks) + 8)
     for block in blocks:
-        block.compile(**with_inductor_settings(options))
+        block.compile(**options)
         if options.get('dynamic'):
             block._compiled_call_impl = size_oblivious(block._compiled_call_impl)
     return len(blocks)
-
-
-def with_inductor_settings(options: dict) -> dict:
-    """``options`` plus what inductor needs for the blocks with dynamic sizes.
-
-    ``strict_output_strides``: a view the forward graph saves for backward
-    (e.g. a convolution's channels-last input) has strides such as
-    ``(C·H·W, 1, C·W, C)``; inductor orders them with plain sympy comparisons,
-    which cannot decide ``C·H·W < C`` for two symbols and fail the compile
-    (``cannot determine truth value of Relational``). With exact output strides
-    it keeps the strides as they are instead. Not added where ``mode`` is given
-    (``torch.compile`` takes ``mode`` or ``options``, not both) or set otherwise.
-    """
-    if not options.get('dynamic') or options.get('backend', 'inductor') != 'inductor' or 'mode' in options:
-        return options
-    return dict(options, options=dict(dict(strict_output_strides=True), **(options.get('options') or {})))
 
 
 def size_oblivious(fn: Callable) -> Callable:
