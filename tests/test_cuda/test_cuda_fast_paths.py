@@ -9,17 +9,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from mmvit_backbones.models.backbones.crossformer import CrossFormerBlock
 from mmvit_backbones.models.backbones.pale_transformer import PaleBlock, PaleLayouts, convert_separate_qkv
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
-
-
-@pytest.fixture(autouse=True)
-def ieee_fp32():
-    """fp32 compared in IEEE fp32: cuDNN's default TF32 convolutions round the fused
-    grouped 1x1 convolution and the three separate ones differently (~1e-3)."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+# fp32 compared in IEEE fp32: cuDNN's default TF32 convolutions round the fused grouped 1x1 convolution and
+# the three separate ones differently (~1e-3).
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device'),
+              pytest.mark.usefixtures('ieee_fp32')]
 
 
 # bf16: both paths round differently (the new one keeps the depthwise convolutions in fp32),

@@ -12,7 +12,8 @@ from mmvit_backbones.models.backbones.sg_former import (
     SelfGuidedAttention,
 )
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device'),
+              pytest.mark.usefixtures('ieee_fp32')]
 
 
 CASES = {
@@ -21,14 +22,6 @@ CASES = {
     'global': (lambda m: m.GlobalAttention(64, 4), GlobalAttention, (64, 4)),
 }
 SIZES = [(56, 56), (29, 38)]
-
-
-@pytest.fixture(autouse=True)
-def no_tf32():
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def build(kind):
