@@ -28,7 +28,7 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import Callable, Counter, Dict, List, Tuple
+from typing import Callable, Counter, Dict, List, Optional, Tuple
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -327,7 +327,7 @@ def count_blocks(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(dict(torch=torch.__version__, rows=rows), indent=1))
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', nargs='?', help='Type:arch, e.g. SGFormer:s: count that whole backbone; '
                         'without it, the Pale / CrossFormer blocks before and after')
@@ -342,7 +342,7 @@ def main() -> None:
     block_options.add_argument('--geometry', nargs='+', default=None, choices=sorted(GEOMETRIES),
                                help='default cpu')
     block_options.add_argument('--repeats', type=int, default=None, help='timed steps (default 20)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     own, other = ((('size', [224, 224]), ('batch', 1), ('threads', 1)),
                   (('device', 'cpu'), ('geometry', ['cpu']), ('repeats', 20)))
     if not args.model:
