@@ -1,24 +1,11 @@
 """Pale's fused Q/K/V path and one-call attention equal the former implementation
 (``tests/reference/pale_reference.py``), forward and gradients."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from mmvit_reference.pale_reference import PaleBlock as ReferenceBlock
+from mmvit_reference.pale_reference import pale_layout
 
 from mmvit_backbones.models.backbones.pale_transformer import PaleBlock, PaleLayouts, convert_separate_qkv
-
-
-def load_reference(name):
-    path = Path(__file__).resolve().parents[1] / 'reference' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'mmvit_reference_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference_module = load_reference('pale_reference')
-ReferenceBlock, pale_layout = reference_module.PaleBlock, reference_module.pale_layout
 
 
 def randomize_(module):

@@ -60,6 +60,16 @@ def test_blocks_compile_at_the_first_forward_only():
     assert len(model.blocks()) == 4 and all(block._compiled_call_impl is not None for block in model.blocks())
     assert all(getattr(block, '_compiled_call_impl', None) is None for block in twin.blocks())
     assert compile_blocks(model.blocks(), EAGER) == 0  # already compiled: nothing to do
+    # The hook removed itself: later calls do not list the blocks again.
+    listed = []
+    model.blocks = lambda original=model.blocks: listed.append(1) or original()
+    model(torch.randn(1, 3, 64, 64))
+    assert not listed and not model._forward_pre_hooks
+    # The copy compiles its own blocks at its first call, then removes its own hook; the original's stay.
+    compiled = [block._compiled_call_impl for block in model.blocks()]
+    twin(torch.randn(1, 3, 64, 64))
+    assert all(block._compiled_call_impl is not None for block in twin.blocks()) and not twin._forward_pre_hooks
+    assert [block._compiled_call_impl for block in model.blocks()] == compiled
 
 
 @pytest.mark.parametrize('name', [
