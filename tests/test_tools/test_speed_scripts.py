@@ -82,7 +82,8 @@ def test_count_ops_rejects_the_other_modes_options(argv, misplaced, capsys):
     assert misplaced in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('script', ['h200_s3_speed.sh', 'h200_s3_compile.sh', 'h200_s3_profile.sh', 'device_setup.sh'])
+@pytest.mark.parametrize('script', ['h200_s3_speed.sh', 'h200_s3_compile.sh', 'h200_s3_profile.sh', 'device_setup.sh',
+                                    'h200_s4_speed.sh', 'h200_onedl.sh'])
 def test_device_scripts_parse(script):
     import subprocess
     subprocess.run(['bash', '-n', str(ROOT / 'docs' / 'benchmarks' / 'scripts' / script)], check=True)
