@@ -445,8 +445,9 @@ class PaleAttention(BaseModule):
             groups = torch.stack([row_groups, col_groups], dim=3)
             q, k, v = groups.view(3, b * heads, 2 * n_r, s_r * wp, d).unbind(0)
             out = attention(q, k, v, bias=self._group_bias(layouts.fused_key_bias), scale=self.scale)
-            row_out, col_out = out.view(b, heads, 2, n_r, s_r, wp, d).unbind(2)
-            col_out = col_out.transpose(-3, -2)
+            # (B, heads, N_r, s_r, Wp as (s_c, N_c), d) and (B, heads, N_c, s_c, Hp as (s_r, N_r), d)
+            row_out, col_out = out.view(b, heads, 2, n_r, s_r, s_c, n_c, d).unbind(2)
+            col_map = col_out.permute(0, 4, 5, 3, 2, 1, 6)
         else:
             q, k, v = row_groups.reshape(3, b * heads, n_r, s_r * wp, d).unbind(0)
             row_out = attention(q, k, v, bias=self._group_bias(rows.key_bias), scale=self.scale)
@@ -454,12 +455,11 @@ class PaleAttention(BaseModule):
             col_groups = col_branch.permute(5, 0, 6, 4, 1, 2, 3, 7)
             q, k, v = col_groups.reshape(3, b * heads, n_c, hp * s_c, d).unbind(0)
             col_out = attention(q, k, v, bias=self._group_bias(cols.key_bias), scale=self.scale)
-            row_out = row_out.view(b, heads, n_r, s_r, wp, d)
-            col_out = col_out.view(b, heads, n_c, hp, s_c, d)
+            row_out = row_out.view(b, heads, n_r, s_r, s_c, n_c, d)
+            col_map = col_out.view(b, heads, n_c, s_r, n_r, s_c, d).permute(0, 3, 4, 5, 2, 1, 6)
         # Back to pixels in one copy (the cat): both branches as (B, s_r, N_r, s_c, N_c, heads, d),
-        # i.e. (B, Hp, Wp, heads, d) with Hp split as (a, i) and Wp as (a, j).
-        row_map = row_out.unflatten(4, (s_c, n_c)).permute(0, 3, 2, 4, 5, 1, 6)
-        col_map = col_out.unflatten(3, (s_r, n_r)).permute(0, 3, 4, 5, 2, 1, 6)
+        # i.e. (B, Hp, Wp, heads, d).
+        row_map = row_out.permute(0, 3, 2, 4, 5, 1, 6)
         out = torch.cat([row_map, col_map], dim=5).view(b, hp, wp, 2 * heads * d)
         return crop(out, rows.size)
 
