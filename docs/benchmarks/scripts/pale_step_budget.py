@@ -10,7 +10,10 @@ Two CPU proxies for the GPU's eager training step (no GPU needed):
   ``count_block_ops.py``; every non-view op is at least one kernel launch on CUDA).
 
 Both in fp32 and under ``torch.autocast('cpu', dtype=torch.bfloat16)``, for one
-stage-1 block and for the whole backbone. The code measured is whatever
+stage-1 block and for the whole backbone. CPU autocast runs LayerNorm in its
+input's dtype where CUDA autocast runs it in fp32 (fp32 output): by default
+LayerNorm gets CUDA's policy here, so that the residual stream has the dtype it
+has on the GPU (``--cpu-layer-norm`` keeps CPU's). The code measured is whatever
 ``import mmvit_backbones`` finds, so compare implementations by running it with
 different ``PYTHONPATH`` (``git archive <commit> mmvit_backbones | tar -x -C DIR``):
 
@@ -25,8 +28,21 @@ from pathlib import Path
 from typing import Callable, Dict, Tuple
 
 import torch
+import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
+
+
+def layer_norm_as_on_cuda() -> None:
+    """Under CPU autocast, LayerNorm in fp32 with an fp32 output, as CUDA autocast runs it."""
+    layer_norm = F.layer_norm
+
+    def fp32_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+        if torch.is_autocast_enabled('cpu'):
+            with torch.autocast('cpu', enabled=False):
+                return layer_norm(input.float(), normalized_shape, weight, bias, eps)
+        return layer_norm(input, normalized_shape, weight, bias, eps)
+    F.layer_norm = fp32_layer_norm
 
 
 def _count_ops():
@@ -103,8 +119,11 @@ def main() -> None:
                         help='BxHxW images for the whole backbone')
     parser.add_argument('--blocks', nargs='*', default=['1x56x56', '1x64x96'],
                         help='BxHxW stage-1 maps for one block')
+    parser.add_argument('--cpu-layer-norm', action='store_true', help="keep CPU autocast's LayerNorm policy")
     parser.add_argument('--json')
     args = parser.parse_args()
+    if not args.cpu_layer_norm:
+        layer_norm_as_on_cuda()
     import mmvit_backbones
     from mmvit_backbones.models.backbones.pale_transformer import PaleTransformer
     torch.manual_seed(0)
