@@ -449,11 +449,13 @@ class PaleAttention(BaseModule):
             row_out, col_out = out.view(b, heads, 2, n_r, s_r, s_c, n_c, d).unbind(2)
             col_map = col_out.permute(0, 4, 5, 3, 2, 1, 6)
         else:
-            q, k, v = row_groups.reshape(3, b * heads, n_r, s_r * wp, d).unbind(0)
+            # contiguous(): where the reshape is a view (one head, one group along an axis), SDPA would
+            # keep the whole padded map alive for backward instead of this branch's half of it.
+            q, k, v = row_groups.reshape(3, b * heads, n_r, s_r * wp, d).contiguous().unbind(0)
             row_out = attention(q, k, v, bias=self._group_bias(rows.key_bias), scale=self.scale)
             # -> (3, B, heads, N_c, Hp as (s_r, N_r), s_c, d)
             col_groups = col_branch.permute(5, 0, 6, 4, 1, 2, 3, 7)
-            q, k, v = col_groups.reshape(3, b * heads, n_c, hp * s_c, d).unbind(0)
+            q, k, v = col_groups.reshape(3, b * heads, n_c, hp * s_c, d).contiguous().unbind(0)
             col_out = attention(q, k, v, bias=self._group_bias(cols.key_bias), scale=self.scale)
             row_out = row_out.view(b, heads, n_r, s_r, s_c, n_c, d)
             col_map = col_out.view(b, heads, n_c, s_r, n_r, s_c, d).permute(0, 3, 4, 5, 2, 1, 6)
