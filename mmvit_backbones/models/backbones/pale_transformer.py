@@ -334,9 +334,10 @@ class SeparableQKV(nn.Module):
         # Under autocast the whole path runs in its dtype, as the three
         # separate convolutions did: fp32 depthwise outputs kept for backward
         # cost 2x their memory (docs/benchmarks/README.md, session 4).
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        weight = self.depthwise.weight
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
         # Filters to (channel, q/k/v) order, cast in the same copy.
-        weight = self.depthwise.weight.view(3, c, 1, 3, 3).transpose(0, 1)
+        weight = weight.view(3, c, 1, 3, 3).transpose(0, 1)
         weight = weight.to(dtype, copy=True, memory_format=torch.contiguous_format).view(3 * c, 1, 3, 3)
         # The token layout makes every map here a channels-last view.
         per_channel = nn.functional.conv2d(nlc_to_nchw(x, size), weight, None, 1, 1, 1, c)  # (B, C·3, H, W)
