@@ -7,7 +7,7 @@ Two CPU proxies for the GPU's eager training step (no GPU needed):
   and buffers left out: they exist anyway). Peak training memory is the
   parameters, the optimiser state and these, plus the transient peak of backward.
 * **ops**: aten ops dispatched by forward + backward (``count_ops`` of
-  ``count_block_ops.py``; every non-view op is at least one kernel launch on CUDA).
+  ``count_ops.py``; every non-view op is at least one kernel launch on CUDA).
 
 Both in fp32 and under ``torch.autocast('cpu', dtype=torch.bfloat16)``, for one
 stage-1 block and for the whole backbone. CPU autocast runs LayerNorm in its
@@ -46,7 +46,7 @@ def layer_norm_as_on_cuda() -> None:
 
 
 def _count_ops():
-    spec = importlib.util.spec_from_file_location('count_block_ops', HERE / 'count_block_ops.py')
+    spec = importlib.util.spec_from_file_location('count_ops', HERE / 'count_ops.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.count_ops, module.kernel_ops
