@@ -104,8 +104,6 @@ def test_compiled_blocks_match_eager_without_recompiles(name):
     assert unique_graphs() == every_branch, dict(counters['recompiles'])
 
 
-@pytest.mark.xfail(strict=True, reason='issue 15 item 4: a compiled SG-Former block still specialises on its '
-                   'token count (seen 2026-12-04), so every new input size compiles its blocks again')
 def test_sgformer_blocks_do_not_recompile_for_a_new_size():
     torch.manual_seed(0)
     compiled = BACKBONES['sgformer'](compile=EAGER)

@@ -9,7 +9,9 @@ on a host-bound step the op count is what the host pays. Counted on the CPU with
 kernel). Per block: the first block of each kind of the first stage that has it
 (``hybrid``/``guided``: stage 1, ``global``: stage 4 for SG-Former; ``first``: block1[0] otherwise), fed
 the tokens it sees in the model; ``model``: the whole backbone, whose CPU wall time (median of 5 steps,
-after one warm-up) is reported beside. CUDA dispatches the same aten ops as the CPU except for backend
+after one warm-up) is reported beside (``--no-time`` skips it). "saved for backward": the bytes of the unique
+storages autograd saves in the forward (``saved_tensors_hooks``), the activation memory of a training step.
+CUDA dispatches the same aten ops as the CPU except for backend
 choices inside SDPA and convolutions, so the counts are CPU op counts, close to but not equal to the
 number of CUDA kernels.
 """
@@ -63,6 +65,22 @@ def count_step(fn, inputs: List[torch.Tensor], bf16: bool) -> Counter:
     return counter.ops
 
 
+def saved_bytes(fn, inputs: List[torch.Tensor], bf16: bool) -> int:
+    """Bytes autograd saves for backward in ``fn(*inputs)``: the unique storages' sizes (activation memory)."""
+    storages = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            result = fn(*inputs)
+    _loss(result).backward()
+    return sum(storages.values())
+
+
 def block_inputs(model: torch.nn.Module, x: torch.Tensor) -> Dict[str, Tuple]:
     """For an SGFormer: ``name -> (block, tokens, size, significance)`` as the model feeds them."""
     found = {}
@@ -109,6 +127,7 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--top', type=int, default=0, help='also list the N most frequent ops per entry')
     parser.add_argument('--json', help='write the counts here')
+    parser.add_argument('--no-time', action='store_true', help='skip the CPU wall time of the model')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -128,10 +147,12 @@ def main() -> None:
             ops = count_step(fn, inputs, precision == 'bf16')
             row[precision] = sum(ops.values())
             row[f'{precision}_kernels'] = sum(v for k, v in ops.items() if k not in VIEW_OPS)
+            model.zero_grad(set_to_none=True)
+            row[f'{precision}_saved_mib'] = round(saved_bytes(fn, inputs, precision == 'bf16') / 2**20, 2)
             if args.top:
                 row[f'{precision}_top'] = ops.most_common(args.top)
             model.zero_grad(set_to_none=True)
-        if label == 'model':
+        if label == 'model' and not args.no_time:
             row['ms_fp32'] = round(wall_time(model, x, False), 1)
             row['ms_bf16'] = round(wall_time(model, x, True), 1)
         results[label] = row
@@ -140,7 +161,8 @@ def main() -> None:
     for label, row in results.items():
         extra = f"  CPU {row['ms_fp32']} / {row['ms_bf16']} ms" if 'ms_fp32' in row else ''
         print(f"{label:8s} fp32 {row['fp32']:6d} / {row['fp32_kernels']:5d}  "
-              f"bf16 {row['bf16']:6d} / {row['bf16_kernels']:5d}{extra}")
+              f"bf16 {row['bf16']:6d} / {row['bf16_kernels']:5d}  saved for backward "
+              f"{row['fp32_saved_mib']} / {row['bf16_saved_mib']} MiB{extra}")
         for precision in ('fp32', 'bf16'):
             if f'{precision}_top' in row:
                 print(f'    {precision}: ' + ', '.join(f'{k} {v}' for k, v in row[f'{precision}_top']))
