@@ -92,6 +92,7 @@ def block_inputs(model: torch.nn.Module, x: torch.Tensor) -> Dict[str, Tuple]:
             if i:
                 feature_map = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *size)
                 tokens, size = getattr(model, f'patch_embed{i + 1}')(feature_map)
+                significance = None  # each stage's first block makes its own
             for block in getattr(model, f'block{i + 1}'):
                 kind = {'HybridScaleAttention': 'hybrid', 'SelfGuidedAttention': 'guided',
                         'GlobalAttention': 'global'}[type(block.attn).__name__]

@@ -405,9 +405,10 @@ class SGFormerBlock(nn.Module):
             # (Sizes of 1 are static in a compiled graph.)
             torch._check(h >= 2)
             torch._check(w >= 2)
-            torch._check(x.shape[1] == h * w)
+            torch._check(x.shape[1] == h * w, lambda: f'{x.shape[1]} tokens do not form a {h}x{w} map')
             if significance is not None:
-                torch._check(significance.shape[1] == h * w)
+                torch._check(significance.shape[1] == h * w,
+                             lambda: f'a significance of {significance.shape[1]} tokens for a {h}x{w} map')
         if significance is not None:
             significance = significance.view(x.shape[0], h, w)
         out, significance = self.attn(self.norm1(x), size, significance)
@@ -494,11 +495,14 @@ def _joint_linear(x: torch.Tensor, layers: Sequence[nn.Linear]) -> torch.Tensor:
 def _crop(x: torch.Tensor, size: Size) -> torch.Tensor:
     """The top-left ``size`` of a padded ``(B, Hp, Wp, ...)`` map: a view in eager mode.
 
-    While tracing (compile, export) a contiguous copy: a view is contiguous only where nothing was cropped,
-    and the ops after it would branch on that (a graph per padding pattern); compiled, the copy fuses.
+    While tracing (compile, export) a gather of the rows and columns: a slice is a view, contiguous only where
+    nothing was cropped, and the ops after it would branch on that (a graph per padding pattern, an export
+    that holds only for sizes padded like the example's); compiled, the gather fuses.
     """
-    cropped = x[:, :size[0], :size[1]]
-    return cropped.clone(memory_format=torch.contiguous_format) if _tracing() else cropped
+    if not _tracing():
+        return x[:, :size[0], :size[1]]
+    rows, cols = (torch.arange(length, device=x.device) for length in size)
+    return x.index_select(1, rows).index_select(2, cols)
 
 
 def _significance_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -669,8 +673,9 @@ class SelfGuidedAttention(LePEAttention):
         Returns:
             Tensor: ``(B, M, C)`` key tokens, least significant group first.
         """
-        order = self._sort(significance)
-        return self._merge(x, order.unsqueeze(0))[0]
+        b, n = significance.shape
+        rows = self._sort(significance) + torch.arange(0, b * n, n, device=x.device).view(b, 1)
+        return self._merge(x, rows.unsqueeze(0))[0]
 
     def reallocate_both(self, x: torch.Tensor, significance: torch.Tensor) -> torch.Tensor:
         """The row-major and column-major reallocations of ``x`` ``(B, N, C)`` by a ``(B, H, W)`` map.
@@ -682,24 +687,22 @@ class SelfGuidedAttention(LePEAttention):
         n = h * w
         flat = torch.stack([significance.reshape(b, n), significance.transpose(1, 2).reshape(b, n)])
         order = self._sort(flat)  # (2, B, N): positions in each flattening
-        # Column-major position j is token (j % h) * w + j // h of x.
-        column_to_token = torch.arange(n, device=order.device).view(h, w).t().reshape(n)
-        order = torch.stack([order[0], column_to_token[order[1]]])
-        return self._merge(x, order)
+        # One gather turns the positions of both orders into rows of x as (B·N, C).
+        return self._merge(x, token_rows(b, h, w, x.device).gather(2, order))
 
     def _sort(self, significance: torch.Tensor) -> torch.Tensor:
         if self.stable_sort:
             return torch.sort(significance, dim=-1, stable=True)[1]
         return torch.sort(significance, dim=-1)[1]  # the reference's call: torch.sort defaults
 
-    def _merge(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """Key tokens ``(S, B, M, C)`` of ``x`` ``(B, N, C)`` merged along ``order`` ``(S, B, N)`` (token ids)."""
-        s, b, n = order.shape
+    def _merge(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Key tokens ``(S, B, M, C)`` of ``x`` ``(B, N, C)`` merged along ``rows`` ``(S, B, N)``: the sorted
+        tokens' rows of ``x`` as ``(B·N, C)``."""
+        s, b, n = rows.shape
         c = x.shape[-1]
         plan = reallocation_plan(n, self.merge_rates)
-        rows = order + torch.arange(0, b * n, n, device=x.device).view(b, 1)  # rows of x as (B·N, C)
         if plan.padded:
-            rows = rows[..., plan.positions_on(order.device)]
+            rows = rows[..., plan.positions_on(rows.device)]
         # Slot-major (slots, S, B, C): each group's runs are contiguous (count, rate, S·B·C) blocks.
         tokens = x.reshape(b * n, c)[rows.permute(2, 0, 1).contiguous()]
         # The weights and biases of f1..f3 in x's dtype (w1, b1, w2, b2, ...): under autocast cast together.
@@ -847,6 +850,30 @@ class ReallocationPlan:
             parts.append(slots.clamp(min=0) + start)
             start = start + length
         return torch.cat(parts)
+
+
+def token_rows(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """``(2, B, N)`` int64: at ``[0, i, j]`` the row of row-major position ``j`` of image ``i`` in its tokens
+    as ``(B·N, C)``, at ``[1, i, j]`` that of column-major position ``j`` (token ``(j % H)·W + j // H``).
+
+    Cached per size and device in eager mode (a self-guided block would build it with five ops each call);
+    built in the graph while tracing, like :meth:`ReallocationPlan.positions_on`.
+    """
+    if _tracing() or not all(isinstance(v, int) for v in (batch, height, width)):
+        return _token_rows(batch, height, width, device)
+    return _cached_token_rows(batch, height, width, device)
+
+
+def _token_rows(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    n = height * width
+    tokens = torch.arange(n, device=device)
+    per_order = torch.stack([tokens, tokens.view(height, width).t().reshape(n)])
+    return per_order.unsqueeze(1) + torch.arange(0, batch * n, n, device=device).view(1, batch, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_token_rows(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    return _token_rows(batch, height, width, device)
 
 
 def _tracing() -> bool:
