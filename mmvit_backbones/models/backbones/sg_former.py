@@ -398,17 +398,16 @@ class SGFormerBlock(nn.Module):
     def forward(self, x: torch.Tensor, size: Size,
                 significance: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         h, w = size
-        if h > 1 and w > 1:
+        if _tracing() and h > 1 and w > 1:
             # Compiled with dynamic sizes, h and w are symbols of their own beside the token count: tied here
             # (h, w >= 2 bound the product to a size's range), the token count becomes h·w and every size an
             # expression of h and w, so no guard compares independent symbols and new sizes reuse the graph.
-            # (Sizes of 1 are static in a compiled graph.)
+            # (Sizes of 1 are static in a compiled graph; eager mode checks the sizes where it uses them.)
             torch._check(h >= 2)
             torch._check(w >= 2)
-            torch._check(x.shape[1] == h * w, lambda: f'{x.shape[1]} tokens do not form a {h}x{w} map')
+            torch._check(x.shape[1] == h * w)
             if significance is not None:
-                torch._check(significance.shape[1] == h * w,
-                             lambda: f'a significance of {significance.shape[1]} tokens for a {h}x{w} map')
+                torch._check(significance.shape[1] == h * w)
         if significance is not None:
             significance = significance.view(x.shape[0], h, w)
         out, significance = self.attn(self.norm1(x), size, significance)
