@@ -815,7 +815,9 @@ class ReallocationPlan:
     def __init__(self, num_tokens: Union[int, torch.SymInt], merge_rates: Sequence[int]) -> None:
         self.symbolic = not isinstance(num_tokens, int) or _tracing()
         self.lengths = quantile_group_lengths(num_tokens, len(merge_rates))
-        self.counts = tuple(-(-length // rate) for length, rate in zip(self.lengths, merge_rates))
+        # Ceil division of non-negative operands only: ONNX divides integers truncating, so a negated floor
+        # division of a symbolic size would export as a floor.
+        self.counts = tuple((length + rate - 1) // rate for length, rate in zip(self.lengths, merge_rates))
         self.padded_lengths = tuple(count * rate for count, rate in zip(self.counts, merge_rates))
         self.padded = self.symbolic or self.padded_lengths != self.lengths
         self._positions_by_device: Dict[torch.device, torch.Tensor] = {}
