@@ -674,7 +674,7 @@ class SelfGuidedAttention(LePEAttention):
         """
         b, n = significance.shape
         rows = self._sort(significance) + torch.arange(0, b * n, n, device=x.device).view(b, 1)
-        return self._merge(x, rows.unsqueeze(0))[0]
+        return self._merge(x, rows.t().unsqueeze(1))[0]
 
     def reallocate_both(self, x: torch.Tensor, significance: torch.Tensor) -> torch.Tensor:
         """The row-major and column-major reallocations of ``x`` ``(B, N, C)`` by a ``(B, H, W)`` map.
@@ -684,10 +684,11 @@ class SelfGuidedAttention(LePEAttention):
         """
         b, h, w = significance.shape
         n = h * w
-        flat = torch.stack([significance.reshape(b, n), significance.transpose(1, 2).reshape(b, n)])
-        order = self._sort(flat)  # (2, B, N): positions in each flattening
-        # One gather turns the positions of both orders into rows of x as (B·N, C).
-        return self._merge(x, token_rows(b, h, w, x.device).gather(2, order))
+        flattenings, rows_by_position = reallocation_tables(b, h, w, x.device)
+        # Both flattenings in one gather, (B, 2, N); each row sorted as before.
+        order = self._sort(significance.reshape(b, n).index_select(1, flattenings).view(b, 2, n))
+        # One gather turns the positions of both orders into rows of x as (B·N, C), slot-major (N, 2, B).
+        return self._merge(x, rows_by_position.gather(0, order.permute(2, 1, 0)))
 
     def _sort(self, significance: torch.Tensor) -> torch.Tensor:
         if self.stable_sort:
@@ -695,15 +696,15 @@ class SelfGuidedAttention(LePEAttention):
         return torch.sort(significance, dim=-1)[1]  # the reference's call: torch.sort defaults
 
     def _merge(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Key tokens ``(S, B, M, C)`` of ``x`` ``(B, N, C)`` merged along ``rows`` ``(S, B, N)``: the sorted
-        tokens' rows of ``x`` as ``(B·N, C)``."""
-        s, b, n = rows.shape
+        """Key tokens ``(S, B, M, C)`` of ``x`` ``(B, N, C)`` merged along ``rows`` ``(N, S, B)``: for each
+        position of the ascending order(s), the sorted token's row of ``x`` as ``(B·N, C)``."""
+        n, s, b = rows.shape
         c = x.shape[-1]
         plan = reallocation_plan(n, self.merge_rates)
         if plan.padded:
-            rows = rows[..., plan.positions_on(rows.device)]
+            rows = rows[plan.positions_on(rows.device)]
         # Slot-major (slots, S, B, C): each group's runs are contiguous (count, rate, S·B·C) blocks.
-        tokens = x.reshape(b * n, c)[rows.permute(2, 0, 1).contiguous()]
+        tokens = x.reshape(b * n, c)[rows]
         # The weights and biases of f1..f3 in x's dtype (w1, b1, w2, b2, ...): under autocast cast together.
         merge_params = [t for g in range(len(self.merge_rates)) for t in (getattr(self, f'f{g + 1}').weight,
                                                                            getattr(self, f'f{g + 1}').bias)]
@@ -853,28 +854,36 @@ class ReallocationPlan:
         return torch.cat(parts)
 
 
-def token_rows(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-    """``(2, B, N)`` int64: at ``[0, i, j]`` the row of row-major position ``j`` of image ``i`` in its tokens
-    as ``(B·N, C)``, at ``[1, i, j]`` that of column-major position ``j`` (token ``(j % H)·W + j // H``).
+def reallocation_tables(batch: int, height: int, width: int,
+                        device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Index tables of the row-major and column-major reallocations of a ``(B, H, W)`` significance map.
 
-    Cached per size and device in eager mode (a self-guided block would build it with five ops each call);
-    built in the graph while tracing, like :meth:`ReallocationPlan.positions_on`.
+    Returns:
+        tuple: ``flattenings`` ``(2·N,)``: the row-major positions ``0..N-1``, then the token at each
+        column-major position (``(j % H)·W + j // H``); ``rows_by_position`` ``(N, 2, B)``: at
+        ``[j, s, i]`` the row of x as ``(B·N, C)`` of position ``j`` of order ``s`` in image ``i``.
+
+    Cached per size and device in eager mode (a self-guided block would build them with several ops per
+    call); built in the graph while tracing, like :meth:`ReallocationPlan.positions_on`.
     """
     if _tracing() or not all(isinstance(v, int) for v in (batch, height, width)):
-        return _token_rows(batch, height, width, device)
-    return _cached_token_rows(batch, height, width, device)
+        return _reallocation_tables(batch, height, width, device)
+    return _cached_reallocation_tables(batch, height, width, device)
 
 
-def _token_rows(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+def _reallocation_tables(batch: int, height: int, width: int,
+                         device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
     n = height * width
     tokens = torch.arange(n, device=device)
-    per_order = torch.stack([tokens, tokens.view(height, width).t().reshape(n)])
-    return per_order.unsqueeze(1) + torch.arange(0, batch * n, n, device=device).view(1, batch, 1)
+    flattenings = torch.cat([tokens, tokens.view(height, width).t().reshape(n)])
+    offsets = torch.arange(0, batch * n, n, device=device)
+    return flattenings, (flattenings.view(2, n).t().unsqueeze(2) + offsets).contiguous()
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_token_rows(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-    return _token_rows(batch, height, width, device)
+def _cached_reallocation_tables(batch: int, height: int, width: int,
+                                device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    return _reallocation_tables(batch, height, width, device)
 
 
 def _tracing() -> bool:
