@@ -14,7 +14,9 @@ autograd and autocast: backward ops and autocast's casts count), in fp32 and und
 backend choices inside SDPA and convolutions, so the counts track but do not equal CUDA kernel counts.
 
 Whole model (``MODEL`` given, ``Type:arch``): "not views" leaves out the ops that only re-view storage;
-``model`` is the whole backbone, with its CPU wall time (median of 5 steps after one warm-up). Blocks (no
+``model`` is the whole backbone, with its CPU wall time (median of 5 steps after one warm-up; ``--no-time``
+skips it); "saved for backward": the bytes of the unique storages autograd saves in the forward
+(``saved_tensors_hooks``), the activation memory of a training step. Blocks (no
 ``MODEL``): "kernels" also leaves out allocations and metadata queries; parameter gradients are set to
 None before each step, as a training loop does. With ``TRITON_INTERPRET=1`` CrossFormer's DPB runs its
 Triton kernels (interpreted on CPU); each launch counts as one op, the interpreter's own tensor traffic not.
@@ -133,6 +135,22 @@ def count_step(fn, inputs: List[torch.Tensor], bf16: bool) -> Counter[str]:
     return count_ops(step)
 
 
+def saved_bytes(fn, inputs: List[torch.Tensor], bf16: bool) -> int:
+    """Bytes autograd saves for backward in ``fn(*inputs)``: the unique storages' sizes (activation memory)."""
+    storages = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            result = fn(*inputs)
+    _loss(result).backward()
+    return sum(storages.values())
+
+
 def sgformer_block_inputs(model: torch.nn.Module, x: torch.Tensor) -> Dict[str, Tuple]:
     """For an SGFormer: ``name -> (block, tokens, size, significance)`` as the model feeds them."""
     found = {}
@@ -144,6 +162,7 @@ def sgformer_block_inputs(model: torch.nn.Module, x: torch.Tensor) -> Dict[str, 
             if i:
                 feature_map = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *size)
                 tokens, size = getattr(model, f'patch_embed{i + 1}')(feature_map)
+                significance = None  # each stage's first block makes its own
             for block in getattr(model, f'block{i + 1}'):
                 kind = {'HybridScaleAttention': 'hybrid', 'SelfGuidedAttention': 'guided',
                         'GlobalAttention': 'global'}[type(block.attn).__name__]
@@ -190,10 +209,12 @@ def count_model(args: argparse.Namespace) -> None:
             ops = count_step(fn, inputs, precision == 'bf16')
             row[precision] = sum(ops.values())
             row[f'{precision}_kernels'] = kernel_ops(ops, VIEW_OPS)
+            model.zero_grad(set_to_none=True)
+            row[f'{precision}_saved_mib'] = round(saved_bytes(fn, inputs, precision == 'bf16') / 2**20, 2)
             if args.top:
                 row[f'{precision}_top'] = ops.most_common(args.top)
             model.zero_grad(set_to_none=True)
-        if label == 'model':
+        if label == 'model' and not args.no_time:
             row['ms_fp32'] = round(wall_time(model, x, False), 1)
             row['ms_bf16'] = round(wall_time(model, x, True), 1)
         results[label] = row
@@ -202,7 +223,8 @@ def count_model(args: argparse.Namespace) -> None:
     for label, row in results.items():
         extra = f"  CPU {row['ms_fp32']} / {row['ms_bf16']} ms" if 'ms_fp32' in row else ''
         print(f"{label:8s} fp32 {row['fp32']:6d} / {row['fp32_kernels']:5d}  "
-              f"bf16 {row['bf16']:6d} / {row['bf16_kernels']:5d}{extra}")
+              f"bf16 {row['bf16']:6d} / {row['bf16_kernels']:5d}  saved for backward "
+              f"{row['fp32_saved_mib']} / {row['bf16_saved_mib']} MiB{extra}")
         for precision in ('fp32', 'bf16'):
             if f'{precision}_top' in row:
                 print(f'    {precision}: ' + ', '.join(f'{k} {v}' for k, v in row[f'{precision}_top']))
@@ -337,17 +359,18 @@ def main(argv: Optional[List[str]] = None) -> None:
     model_options.add_argument('--size', type=int, nargs=2, default=None, help='input H W (default 224 224)')
     model_options.add_argument('--batch', type=int, default=None, help='default 1')
     model_options.add_argument('--threads', type=int, default=None, help='default 1')
+    model_options.add_argument('--no-time', action='store_true', default=None, help='skip the CPU wall time')
     block_options = parser.add_argument_group('blocks (no MODEL)')
     block_options.add_argument('--device', default=None, help='default cpu')
     block_options.add_argument('--geometry', nargs='+', default=None, choices=sorted(GEOMETRIES),
                                help='default cpu')
     block_options.add_argument('--repeats', type=int, default=None, help='timed steps (default 20)')
     args = parser.parse_args(argv)
-    own, other = ((('size', [224, 224]), ('batch', 1), ('threads', 1)),
+    own, other = ((('size', [224, 224]), ('batch', 1), ('threads', 1), ('no_time', False)),
                   (('device', 'cpu'), ('geometry', ['cpu']), ('repeats', 20)))
     if not args.model:
         own, other = other, own
-    misplaced = [f'--{name}' for name, _ in other if getattr(args, name) is not None]
+    misplaced = [f"--{name.replace('_', '-')}" for name, _ in other if getattr(args, name) is not None]
     if misplaced:
         parser.error(f"{', '.join(misplaced)}: options of the {'block' if args.model else 'whole-backbone'} "
                      f"count, which runs {'without' if args.model else 'with'} a MODEL")
