@@ -14,8 +14,9 @@ from mmvit_backbones.models.layers import (
     grid_partition,
     grid_reverse,
     pad_to_multiple,
-    padding_key_bias,
 )
+
+from .partition_reference import padding_key_bias
 
 Pair = Tuple[int, int]
 PADDED_KEY_BIAS = -1e6

@@ -19,8 +19,9 @@ from mmvit_backbones.models.layers import (
     nchw_to_nlc,
     nlc_to_nchw,
     pad_to_multiple,
-    padding_key_bias,
 )
+
+from .partition_reference import padding_key_bias
 
 Pair = Tuple[int, int]
 

@@ -1,24 +1,11 @@
 """CrossFormer's block after issue 14's audit (layouts once per stage, one copy
 back to pixels) equals the former implementation
 (``tests/reference/crossformer_reference.py``), forward and gradients."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from mmvit_reference.crossformer_reference import CrossFormerBlock as ReferenceBlock
 
 from mmvit_backbones.models.backbones.crossformer import CrossFormerBlock, CrossFormerStage
-
-
-def load_reference(name):
-    path = Path(__file__).resolve().parents[1] / 'reference' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'mmvit_reference_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ReferenceBlock = load_reference('crossformer_reference').CrossFormerBlock
 
 
 @pytest.mark.parametrize('size', [(14, 14), (25, 38), (13, 9), (6, 5)])

@@ -1,24 +1,11 @@
 """Pale's fused Q/K/V path and one-call attention equal the former implementation
 (``tests/reference/pale_reference.py``), forward and gradients."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from mmvit_reference.pale_reference import PaleBlock as ReferenceBlock
+from mmvit_reference.pale_reference import pale_layout
 
 from mmvit_backbones.models.backbones.pale_transformer import PaleBlock, PaleLayouts, convert_separate_qkv
-
-
-def load_reference(name):
-    path = Path(__file__).resolve().parents[1] / 'reference' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'mmvit_reference_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference_module = load_reference('pale_reference')
-ReferenceBlock, pale_layout = reference_module.PaleBlock, reference_module.pale_layout
 
 
 def randomize_(module):
@@ -64,3 +51,42 @@ def test_block_equals_reference(size, pale, train):
         converted = convert_separate_qkv(reference.state_dict())
         for name, buffer in block.named_buffers():
             torch.testing.assert_close(buffer, converted[name], rtol=1e-10, atol=1e-10, msg=name)
+
+
+def saved_activation_bytes(module, forward):
+    """Bytes of the unique non-parameter storages autograd keeps for backward while ``forward()`` runs."""
+    own = {t.untyped_storage().data_ptr() for t in list(module.parameters()) + list(module.buffers())}
+    storages = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in own:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward()
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize('size', [(14, 14), (13, 19)])
+@pytest.mark.parametrize('heads', [2, 4])  # one head per branch makes some group layouts views of the map
+@pytest.mark.parametrize('bf16', [False, True])
+def test_block_keeps_no_more_for_backward_than_reference(size, heads, bf16):
+    """Peak training memory: the fused path saves at most what the three separate convolutions saved.
+
+    Plus, in fp32, its filters in (channel, q/k/v) order: a copy of a parameter the convolution keeps
+    (kilobytes; under autocast both paths keep a bf16 copy of their filters).
+    """
+    reference, block = block_pair(dims=32, heads=heads)
+    saved = []
+    for module, call in ((reference, lambda t: reference(t, pale_layout(size, (7, 7)))),
+                         (block, lambda t: block(t.unflatten(1, size), PaleLayouts.build(size, (7, 7))))):
+        x = torch.randn(2, size[0] * size[1], 32, requires_grad=True)
+
+        def forward(call=call, x=x):
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+                return call(x)
+        saved.append(saved_activation_bytes(module.train(), forward))
+    filters = 0 if bf16 else block.attn.qkv.depthwise.weight.nbytes
+    assert saved[1] <= saved[0] + filters, f'fused block keeps {saved[1]} bytes for backward, the reference {saved[0]}'

@@ -1,12 +1,9 @@
 """SG-Former's eager-speed path (issue 15) equals the implementation it replaced, kept in
 ``tests/reference/sg_former_reference.py``: block by block in float32 (forward and gradients, significance
 ties included) and the whole backbone in float64, where rounding cannot reorder near-tied significances."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from mmvit_reference import sg_former_reference as reference
 
 from mmvit_backbones.models.backbones import SGFormer
 from mmvit_backbones.models.backbones.sg_former import (
@@ -16,20 +13,6 @@ from mmvit_backbones.models.backbones.sg_former import (
 )
 from mmvit_backbones.models.layers import fused_attention
 
-
-def load_reference():
-    """``tests/reference/sg_former_reference.py`` by path (an installed package may own the name ``tests``)."""
-    name = 'sg_former_reference'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / 'reference' / f'{name}.py')
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-reference = load_reference()
 TINY = dict(embed_dims=[16, 32, 64, 32], depths=[2, 2, 2, 1], num_heads=[2, 2, 4, 2])
 
 

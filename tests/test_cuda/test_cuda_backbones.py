@@ -7,7 +7,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from mmvit_backbones.models.backbones import CrossFormer, CrossFormerPP, PaleTransformer, SGFormer
 from mmvit_backbones.models.backbones.sg_former import HybridScaleAttention, SelfGuidedAttention
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+# fp32 in IEEE fp32, so that it can be compared with the CPU.
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device'),
+              pytest.mark.usefixtures('ieee_fp32')]
 
 BACKBONES = {
     'crossformer': lambda: CrossFormer(arch=dict(embed_dims=32, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])),
@@ -28,15 +30,6 @@ def forward_backward(model, x, dtype):
     loss = sum(o.float().square().mean() for o in outs)
     loss.backward()
     return outs
-
-
-@pytest.fixture(autouse=True)
-def no_tf32():
-    """IEEE fp32 matrix products, so that fp32 on CUDA can be compared with the CPU."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16], ids=['fp32', 'bf16'])

@@ -1,35 +1,18 @@
 """On CUDA, Pale's and CrossFormer's issue-14 blocks equal the former ones
 (``tests/reference/``) in fp32 and under bf16 autocast, forward and backward,
 at native and odd sizes; the flash/efficient SDPA kernels stay in use."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from mmvit_reference import crossformer_reference, pale_reference
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mmvit_backbones.models.backbones.crossformer import CrossFormerBlock
 from mmvit_backbones.models.backbones.pale_transformer import PaleBlock, PaleLayouts, convert_separate_qkv
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
-
-
-@pytest.fixture(autouse=True)
-def ieee_fp32():
-    """fp32 compared in IEEE fp32: cuDNN's default TF32 convolutions round the fused
-    grouped 1x1 convolution and the three separate ones differently (~1e-3)."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-def load_reference(name):
-    path = Path(__file__).resolve().parents[1] / 'reference' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'mmvit_reference_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# fp32 compared in IEEE fp32: cuDNN's default TF32 convolutions round the fused grouped 1x1 convolution and
+# the three separate ones differently (~1e-3).
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device'),
+              pytest.mark.usefixtures('ieee_fp32')]
 
 
 # bf16: both paths round differently (the new one keeps the depthwise convolutions in fp32),
@@ -51,13 +34,12 @@ def run(block, call, x, dtype):
 @pytest.mark.parametrize('size', [(56, 56), (200, 304), (33, 47), (7, 7)])
 def test_pale_block(dtype, size):
     torch.manual_seed(0)
-    ref = load_reference('pale_reference')
     args = (64, 2, 4., 0., dict(type='LN'), dict(type='BN'))
-    old = ref.PaleBlock(*args).cuda()
+    old = pale_reference.PaleBlock(*args).cuda()
     new = PaleBlock(*args).cuda()
     new.load_state_dict(convert_separate_qkv(old.state_dict()))
     x = torch.randn(2, size[0] * size[1], 64, device='cuda')
-    out_old, grad_old = run(old, lambda m, t: m(t, ref.pale_layout(size, (7, 7), t.device)), x, dtype)
+    out_old, grad_old = run(old, lambda m, t: m(t, pale_reference.pale_layout(size, (7, 7), t.device)), x, dtype)
     out_new, grad_new = run(
         new, lambda m, t: m(t.unflatten(1, size), PaleLayouts.build(size, (7, 7), t.device)).flatten(1, 2), x, dtype)
     torch.testing.assert_close(out_new, out_old, **TOLERANCE[dtype])
@@ -69,9 +51,8 @@ def test_pale_block(dtype, size):
 @pytest.mark.parametrize('long_distance', [False, True])
 def test_crossformer_block(dtype, size, long_distance):
     torch.manual_seed(0)
-    ref = load_reference('crossformer_reference')
     args = (96, 3, 7, 8, long_distance, 1)
-    old = ref.CrossFormerBlock(*args).cuda()
+    old = crossformer_reference.CrossFormerBlock(*args).cuda()
     new = CrossFormerBlock(*args).cuda()
     new.load_state_dict(old.state_dict())
     x = torch.randn(2, *size, 96, device='cuda')

@@ -2,12 +2,9 @@
 (``tests/reference/sg_former_reference.py``) on a CUDA device, block by block: fp32 forward and gradients
 equal (IEEE fp32 matmuls; tie-free significance, since CUDA's sort order of ties is its own) and bf16
 autocast as close to fp32 as the reference is, at a native and an odd size. Skipped without CUDA."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from mmvit_reference import sg_former_reference as reference
 
 from mmvit_backbones.models.backbones.sg_former import (
     GlobalAttention,
@@ -15,35 +12,16 @@ from mmvit_backbones.models.backbones.sg_former import (
     SelfGuidedAttention,
 )
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device'),
+              pytest.mark.usefixtures('ieee_fp32')]
 
 
-def load_reference():
-    name = 'sg_former_reference'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / 'reference' / f'{name}.py')
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-reference = load_reference()
 CASES = {
     'hybrid': (lambda m: m.HybridScaleAttention(64, 4, 4, 7), HybridScaleAttention, (64, 4, 4, 7)),
     'guided': (lambda m: m.SelfGuidedAttention(64, 4, (49, 14, 7)), SelfGuidedAttention, (64, 4, (49, 14, 7))),
     'global': (lambda m: m.GlobalAttention(64, 4), GlobalAttention, (64, 4)),
 }
 SIZES = [(56, 56), (29, 38)]
-
-
-@pytest.fixture(autouse=True)
-def no_tf32():
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def build(kind):

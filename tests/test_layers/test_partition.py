@@ -1,5 +1,6 @@
 import pytest
 import torch
+from mmvit_reference.partition_reference import padding_key_bias
 
 from mmvit_backbones.models.layers import (
     GroupLayout,
@@ -7,7 +8,6 @@ from mmvit_backbones.models.layers import (
     grid_partition,
     grid_reverse,
     pad_to_multiple,
-    padding_key_bias,
 )
 
 
@@ -63,7 +63,8 @@ def test_pad_to_multiple_pads_bottom_right_only():
     assert padded[:, :5].eq(1).all() and padded[:, 5:].eq(0).all()
 
 
-def test_padding_key_bias_marks_padded_keys_of_each_group():
+def test_the_key_bias_oracle_marks_padded_keys_of_each_group():
+    # tests/reference/partition_reference.py: the masks as the families built them before GroupLayout.
     bias = padding_key_bias((3, 3), (4, 4), group=(2, 2), value=-100.0)
     # Windows ordered row-major; keys row-major inside a window.
     assert bias.shape == (4, 1, 1, 4)
@@ -95,6 +96,9 @@ def check_masks(layout, value):
     assert layout.key_bias.shape == (layout.num_groups, 1, 1, layout.num_tokens)
     expected = torch.where(real, torch.tensor(0.), torch.tensor(value))
     assert torch.equal(layout.key_bias[:, 0, 0], expected)
+    # The same bias the families built before GroupLayout.
+    oracle = padding_key_bias(layout.size, layout.padded_size, layout.group, layout.interval, value)
+    assert torch.equal(layout.key_bias, oracle)
 
 
 @pytest.mark.parametrize('size, window, padded', [((8, 9), (4, 3), (8, 9)), ((5, 7), (3, 3), (6, 9))])

@@ -8,6 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'docs' / 'benchmarks' / 'scripts'))
 import compile_shapes  # noqa: E402
+import count_ops  # noqa: E402
 import profile_blocks  # noqa: E402
 import summarize_speed  # noqa: E402
 
@@ -60,7 +61,29 @@ def test_summarize_speed_tables(tmp_path):
     assert '| X:t | cls | train | 100.0 | 80.0 | 1.25 |' in text
 
 
-@pytest.mark.parametrize('script', ['h200_s3_speed.sh', 'h200_s3_compile.sh'])
+def test_count_ops_compares_the_blocks_before_and_after(tmp_path):
+    out = tmp_path / 'blocks.json'
+    count_ops.main(['--geometry', 'tiny', '--repeats', '1', '--json', str(out)])
+    rows = json.loads(out.read_text())['rows']
+    # Five blocks, each as the former implementation (tests/reference/) and the current one.
+    assert [row['impl'] for row in rows] == ['before', 'after'] * 5
+    for row in rows:
+        assert row['ops_fp32'] > row['kernels_fp32'] > 0 and row['ops_bf16'] > row['kernels_bf16'] > 0
+        assert row['casts_bf16'] > 0  # autocast's casts are counted
+    # Pale's fused Q/K/V path dispatches fewer kernels than the three separate convolutions did.
+    assert rows[1]['kernels_fp32'] < rows[0]['kernels_fp32']
+
+
+@pytest.mark.parametrize('argv, misplaced', [(['SGFormer:s', '--geometry', 'tiny'], '--geometry'),
+                                             (['--size', '64', '64'], '--size')])
+def test_count_ops_rejects_the_other_modes_options(argv, misplaced, capsys):
+    with pytest.raises(SystemExit):
+        count_ops.main(argv)
+    assert misplaced in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('script', ['h200_s3_speed.sh', 'h200_s3_compile.sh', 'h200_s3_profile.sh', 'device_setup.sh',
+                                    'h200_s4_speed.sh', 'h200_onedl.sh'])
 def test_device_scripts_parse(script):
     import subprocess
     subprocess.run(['bash', '-n', str(ROOT / 'docs' / 'benchmarks' / 'scripts' / script)], check=True)

@@ -10,11 +10,8 @@
 #   bash docs/benchmarks/scripts/h200_s3_compile.sh
 # Writes pipeline_upernet.json, compile_shapes.json, s3_compile.log (every log) and s3_compile_summary.md to $OUT.
 set -u
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/s3c_out}; R=/tmp/s3c; mkdir -p $R $OUT
-python3 -m pip uninstall -q -y transformers > /dev/null 2>&1
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl > $R/install.log 2>&1 || exit 1
-export PYTHONPATH=/tmp/site:$PWD
+OUT=${OUT:-/tmp/s3c_out}; R=/tmp/s3c
+. docs/benchmarks/scripts/device_setup.sh
 S=docs/benchmarks/scripts
 finish() {
     python3 $S/summarize_speed.py --pipeline $R/pipeline_upernet.json > $R/s3_compile_summary.md 2> $R/summary.err

@@ -5,11 +5,8 @@
 #   bash docs/benchmarks/scripts/h200_s3_profile.sh      (wheels in .whl/, carried)
 # Writes profiles_s3.json, backbone_eager_rest.json, s3_profile.log and cuda_fast_paths.log to $OUT.
 set -u
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/s3p_out}; R=/tmp/s3p; mkdir -p $R $OUT
-python3 -m pip uninstall -q -y transformers > /dev/null 2>&1
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl > $R/install.log 2>&1 || exit 1
-export PYTHONPATH=/tmp/site:$PWD
+OUT=${OUT:-/tmp/s3p_out}; R=/tmp/s3p
+. docs/benchmarks/scripts/device_setup.sh
 finish() {
     cp $R/*.json $R/cuda_fast_paths.log $OUT/ 2>/dev/null
     for f in $R/install.log $R/*.out; do echo "=== $f"; cat $f; done > $OUT/s3_profile.log 2>&1

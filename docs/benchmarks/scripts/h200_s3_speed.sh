@@ -13,11 +13,8 @@
 # Writes pipeline_maskrcnn.json, backbone_eager_after.json, backbone_eager_before.json, cuda_tests.log,
 # s3_speed.log (every log) and s3_speed_summary.md to $OUT.
 set -u
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/s3_out}; R=/tmp/s3; mkdir -p $R $OUT
-python3 -m pip uninstall -q -y transformers > /dev/null 2>&1
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl > $R/install.log 2>&1 || exit 1
-export PYTHONPATH=/tmp/site:$PWD
+OUT=${OUT:-/tmp/s3_out}; R=/tmp/s3
+. docs/benchmarks/scripts/device_setup.sh
 S=docs/benchmarks/scripts
 finish() {
     python3 $S/summarize_speed.py --pipeline $R/pipeline_maskrcnn.json \

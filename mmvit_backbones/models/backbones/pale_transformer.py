@@ -329,29 +329,43 @@ class SeparableQKV(nn.Module):
 
     The paper's three separable convolutions (depthwise 3x3, BatchNorm,
     pointwise 1x1 with bias) read the same input, so they run as one: a
-    depthwise convolution over the input taken three times (``3C`` channels,
-    ``[q | k | v]``), one norm over the ``3C`` channels and a pointwise
-    convolution in three groups. Keys ``depthwise.weight`` ``(3C, 1, 3, 3)``,
-    ``norm.*`` ``(3C,)``, ``pointwise.weight`` ``(3C, C, 1, 1)`` and
-    ``pointwise.bias``: the concatenation of the former ``to_q``, ``to_k``,
-    ``to_v`` modules (:func:`convert_separate_qkv` converts those files).
+    depthwise convolution with channel multiplier 3 (each input channel read
+    once, three filters on it), one norm over the ``3C`` channels and a
+    pointwise convolution in three groups. Keys ``depthwise.weight``
+    ``(3C, 1, 3, 3)``, ``norm.*`` ``(3C,)``, ``pointwise.weight`` ``(3C, C, 1, 1)``
+    and ``pointwise.bias``, all laid out ``[q | k | v]``: the concatenation of
+    the former ``to_q``, ``to_k``, ``to_v`` modules (:func:`convert_separate_qkv`
+    converts those files). The multiplier convolution takes its filters and
+    gives its outputs in ``(channel, q/k/v)`` order; one copy of each puts them
+    in and out of the stored order.
     """
 
     def __init__(self, embed_dims: int, conv_norm_cfg: dict) -> None:
         super().__init__()
+        # Holds the [q | k | v] filters; forward convolves with them reordered (groups=C, see above).
         self.depthwise = nn.Conv2d(3 * embed_dims, 3 * embed_dims, 3, padding=1, groups=3 * embed_dims, bias=False)
         self.norm = build_norm_layer(conv_norm_cfg, 3 * embed_dims)[1]
         self.pointwise = nn.Conv2d(3 * embed_dims, 3 * embed_dims, 1, groups=3)
 
     def forward(self, x: torch.Tensor, size: Pair) -> torch.Tensor:
         """``(B, H·W, C)`` tokens to a ``(B, H, W, 3C)`` map laid out ``[q | k | v]``."""
-        # The token layout makes every map here a channels-last view: no copies.
-        x = nlc_to_nchw(x.repeat(1, 1, 3), size)
-        # The depthwise convolution and its norm stay in float32 under autocast:
-        # cuDNN's bf16 depthwise backward is slower than its fp32 one (docs/benchmarks/).
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            x = self.norm(self.depthwise(x.to(self.depthwise.weight.dtype)))
-        return self.pointwise(x).permute(0, 2, 3, 1)
+        b, _, c = x.shape
+        h, w = size
+        device = x.device.type
+        # Under autocast the whole path runs in its dtype, as the three
+        # separate convolutions did: fp32 depthwise outputs kept for backward
+        # cost 2x their memory (docs/benchmarks/README.md, session 4).
+        weight = self.depthwise.weight
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+        # Filters to (channel, q/k/v) order, cast in the same copy.
+        weight = weight.view(3, c, 1, 3, 3).transpose(0, 1)
+        weight = weight.to(dtype, copy=True, memory_format=torch.contiguous_format).view(3 * c, 1, 3, 3)
+        # The token layout makes every map here a channels-last view.
+        per_channel = nn.functional.conv2d(nlc_to_nchw(x, size), weight, None, 1, 1, 1, c)  # (B, C·3, H, W)
+        # (channel, q/k/v) -> [q | k | v]: one channels-last copy.
+        qkv = per_channel.permute(0, 2, 3, 1).view(b, h, w, c, 3).transpose(3, 4).reshape(b, h, w, 3 * c)
+        qkv = self.norm(qkv.permute(0, 3, 1, 2))
+        return self.pointwise(qkv).permute(0, 2, 3, 1)
 
 
 def convert_separate_qkv(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
@@ -434,39 +448,48 @@ class PaleAttention(BaseModule):
         hp, wp = rows.padded_size
         heads, d = self.num_heads // 2, self.head_dim
         qkv = pad_to(qkv, rows.padded_size)
-        # Channels are (q/k/v, branch, head, d); each branch's groups are one
-        # strided view of the map, copied once into attention layout.
-        # (unbind, not two selections: its backward is one stack, theirs two zero-filled copies and a sum).
-        row_branch, col_branch = qkv.view(b, hp, wp, 3, 2, heads, d).unbind(4)
         (s_r, _), (n_r, _) = rows.group, rows.interval
         (_, s_c), (_, n_c) = cols.group, cols.interval
-        # Row group i, member (a, x): pixel (a·N_r + i, x).  -> (3, B, N_r, heads, s_r, Wp, d)
-        row_groups = row_branch.view(b, s_r, n_r, wp, 3, heads, d).permute(4, 0, 2, 5, 1, 3, 6)
-        # Column group j, member (y, a): pixel (y, a·N_c + j).  -> (3, B, N_c, heads, Hp, s_c, d)
-        col_groups = col_branch.view(b, hp, s_c, n_c, 3, heads, d).permute(4, 0, 3, 5, 1, 2, 6)
+        # Pixel (a·N_r + i, a'·N_c + j) is in row group i (member (a, x)) and column
+        # group j (member (y, a')); channels are (q/k/v, branch, head, d). Splitting
+        # both axes keeps every step below a view of the map until one copy into
+        # attention layout per call, and makes the backward's merge of the two
+        # branches (unbind's stack) land in the map's own layout, without a copy.
+        # Heads go to SDPA's batch axis and groups to its head axis, so that a
+        # group's key bias broadcasts over heads without a copy.
+        row_branch, col_branch = qkv.view(b, s_r, n_r, s_c, n_c, 3, 2, heads, d).unbind(6)
+        # -> (3, B, heads, N_r, s_r, Wp as (s_c, N_c), d)
+        row_groups = row_branch.permute(5, 0, 6, 2, 1, 3, 4, 7)
         if layouts.fused:
             # Columns taken (a, y): the same shape as the rows, so one call attends both.
-            groups = torch.stack([row_groups, col_groups.transpose(-3, -2)], dim=2)
-            q, k, v = groups.reshape(3, b, 2 * n_r * heads, s_r * wp, d).unbind(0)
-            out = attention(q, k, v, bias=self._head_bias(layouts.fused_key_bias, heads), scale=self.scale)
-            row_out, col_out = out.view(b, 2, n_r, heads, s_r, wp, d).unbind(1)
-            col_out = col_out.transpose(-3, -2)
+            # -> (3, B, heads, N_c, s_c, Hp as (s_r, N_r), d)
+            col_groups = col_branch.permute(5, 0, 6, 4, 3, 1, 2, 7)
+            groups = torch.stack([row_groups, col_groups], dim=3)
+            q, k, v = groups.view(3, b * heads, 2 * n_r, s_r * wp, d).unbind(0)
+            out = attention(q, k, v, bias=self._group_bias(layouts.fused_key_bias), scale=self.scale)
+            # (B, heads, N_r, s_r, Wp as (s_c, N_c), d) and (B, heads, N_c, s_c, Hp as (s_r, N_r), d)
+            row_out, col_out = out.view(b, heads, 2, n_r, s_r, s_c, n_c, d).unbind(2)
+            col_map = col_out.permute(0, 4, 5, 3, 2, 1, 6)
         else:
-            q, k, v = row_groups.reshape(3, b, n_r * heads, s_r * wp, d).unbind(0)
-            row_out = attention(q, k, v, bias=self._head_bias(rows.key_bias, heads), scale=self.scale)
-            q, k, v = col_groups.reshape(3, b, n_c * heads, hp * s_c, d).unbind(0)
-            col_out = attention(q, k, v, bias=self._head_bias(cols.key_bias, heads), scale=self.scale)
-            row_out = row_out.view(b, n_r, heads, s_r, wp, d)
-            col_out = col_out.view(b, n_c, heads, hp, s_c, d)
-        # Back to pixels: (B, s_r, N_r, Wp, heads, d) and (B, Hp, s_c, N_c, heads, d).
-        row_map = row_out.permute(0, 3, 1, 4, 2, 5).reshape(b, hp, wp, heads * d)
-        col_map = col_out.permute(0, 3, 4, 1, 2, 5).reshape(b, hp, wp, heads * d)
-        return crop(torch.cat([row_map, col_map], dim=-1), rows.size)
+            # contiguous(): where the reshape is a view (one head, one group along an axis), SDPA would
+            # keep the whole padded map alive for backward instead of this branch's half of it.
+            q, k, v = row_groups.reshape(3, b * heads, n_r, s_r * wp, d).contiguous().unbind(0)
+            row_out = attention(q, k, v, bias=self._group_bias(rows.key_bias), scale=self.scale)
+            # -> (3, B, heads, N_c, Hp as (s_r, N_r), s_c, d)
+            col_groups = col_branch.permute(5, 0, 6, 4, 1, 2, 3, 7)
+            q, k, v = col_groups.reshape(3, b * heads, n_c, hp * s_c, d).contiguous().unbind(0)
+            col_out = attention(q, k, v, bias=self._group_bias(cols.key_bias), scale=self.scale)
+            row_out = row_out.view(b, heads, n_r, s_r, s_c, n_c, d)
+            col_map = col_out.view(b, heads, n_c, s_r, n_r, s_c, d).permute(0, 3, 4, 5, 2, 1, 6)
+        # Back to pixels in one copy (the cat): both branches as (B, s_r, N_r, s_c, N_c, heads, d),
+        # i.e. (B, Hp, Wp, heads, d).
+        row_map = row_out.permute(0, 3, 2, 4, 5, 1, 6)
+        out = torch.cat([row_map, col_map], dim=5).view(b, hp, wp, 2 * heads * d)
+        return crop(out, rows.size)
 
     @staticmethod
-    def _head_bias(key_bias: Optional[torch.Tensor], heads: int) -> Optional[torch.Tensor]:
-        """``(..., G, 1, 1, N)`` key bias to ``(1, ..·G·heads, 1, N)``: groups and heads share the SDPA head axis."""
+    def _group_bias(key_bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """``(..., G, 1, 1, N)`` key bias to ``(1, ..·G, 1, N)``, a view: groups share SDPA's head axis."""
         if key_bias is None:
             return None
-        return key_bias.expand(*key_bias.shape[:-3], heads, 1, key_bias.shape[-1]).reshape(1, -1, 1,
-                                                                                             key_bias.shape[-1])
+        return key_bias.view(1, -1, 1, key_bias.shape[-1])

@@ -266,7 +266,7 @@ class SGFormer(MultiScaleBackbone):
             if i in self.out_indices:
                 outs.append(x)
             if keep_significance and i < 3:
-                maps.append(kept)
+                maps.append(kept.unflatten(1, size))
         return tuple(outs), maps
 
     def _pos_embed_at(self, size: Size) -> torch.Tensor:
@@ -372,7 +372,11 @@ class SGFormerBlock(nn.Module):
 
     ``forward(x, size, significance)`` returns ``(x, significance)``: a
     hybrid-scale block produces a significance map, the self-guided block after
-    it consumes it (and returns None), global blocks ignore it.
+    it consumes it (and returns None), global blocks ignore it. Between blocks
+    the map is flattened, ``(B, H·W)`` like the tokens: compiled with dynamic
+    sizes, a ``(B, H, W)`` input's sides would be given the symbol of any other
+    dimension of equal value (dynamo's duck sizing, e.g. the channels) and the
+    graph would specialise on it.
     """
 
     def __init__(self, dim: int, num_heads: int, kind: str, sr_ratio: int, merge_rates: Sequence[int],
@@ -393,9 +397,26 @@ class SGFormerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, size: Size,
                 significance: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        h, w = size
+        if _tracing() and h > 1 and w > 1:
+            # Compiled with dynamic sizes, h and w are symbols of their own beside the token count: tied here
+            # (h, w >= 2 bound the product to a size's range), the token count becomes h·w and every size an
+            # expression of h and w, so no guard compares independent symbols and new sizes reuse the graph.
+            # (Sizes of 1 are static in a compiled graph; eager mode checks the sizes where it uses them.)
+            torch._check(h >= 2)
+            torch._check(w >= 2)
+            torch._check(x.shape[1] == h * w)
+            if significance is not None:
+                torch._check(significance.shape[1] == h * w)
+        if significance is not None:
+            significance = significance.view(x.shape[0], h, w)
         out, significance = self.attn(self.norm1(x), size, significance)
         x = x + self.drop_path(out)
         x = x + self.drop_path(self.mlp(self.norm2(x), size))
+        if significance is not None:
+            significance = significance.flatten(1)
+            if _tracing():  # a fresh tensor: a view's base would be an input of the next compiled block too
+                significance = significance.clone()
         return x, significance
 
 
@@ -470,6 +491,19 @@ def _joint_linear(x: torch.Tensor, layers: Sequence[nn.Linear]) -> torch.Tensor:
     return F.linear(x, weight, bias)
 
 
+def _crop(x: torch.Tensor, size: Size) -> torch.Tensor:
+    """The top-left ``size`` of a padded ``(B, Hp, Wp, ...)`` map: a view in eager mode.
+
+    While tracing (compile, export) a gather of the rows and columns: a slice is a view, contiguous only where
+    nothing was cropped, and the ops after it would branch on that (a graph per padding pattern, an export
+    that holds only for sizes padded like the example's); compiled, the gather fuses.
+    """
+    if not _tracing():
+        return x[:, :size[0], :size[1]]
+    rows, cols = (torch.arange(length, device=x.device) for length in size)
+    return x.index_select(1, rows).index_select(2, cols)
+
+
 def _significance_dtype(dtype: torch.dtype) -> torch.dtype:
     """Significance is reduced and sorted in at least float32 (float64 stays float64)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -525,7 +559,7 @@ class HybridScaleAttention(LePEAttention):
         local_qkv, q_coarse, lepe_in = joint.split([c * 3 // 2, c // 2, c], dim=-1)
         coarse, coarse_significance = self._coarse(x, q_coarse, size)
         local_map, local_significance = self._local(local_qkv, size)
-        attn_out = torch.cat([coarse.view(b, h, w, c // 2), local_map[:, :h, :w]], dim=-1).view(b, n, c)
+        attn_out = torch.cat([coarse.view(b, h, w, c // 2), _crop(local_map, size)], dim=-1).view(b, n, c)
         return self.project(attn_out, lepe_in, size), local_significance + coarse_significance
 
     def _coarse(self, x: torch.Tensor, q: torch.Tensor, size: Size) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -533,7 +567,8 @@ class HybridScaleAttention(LePEAttention):
         h, w = size
         heads, d, sr = self.num_heads // 2, self.head_dim, self.sr_ratio
         q = q.reshape(b, n, heads, d).transpose(1, 2)
-        pad_h, pad_w = -h % sr, -w % sr
+        # Padded to multiples of sr by differences of sizes (no modulo: symbolic sizes stay simple expressions).
+        pad_h, pad_w = (h + sr - 1) // sr * sr - h, (w + sr - 1) // sr * sr - w
         padded = F.pad(x.view(b, h, w, c), (0, 0, 0, pad_w, 0, pad_h))
         merged = self.sr(padded.permute(0, 3, 1, 2))
         coarse_size = merged.shape[2:]
@@ -543,7 +578,7 @@ class HybridScaleAttention(LePEAttention):
         # Attention received by each coarse key: mean over heads and queries, in one reduction.
         received = probs.mean((1, 2), dtype=_significance_dtype(probs.dtype)).view(b, 1, *coarse_size)
         received = F.interpolate(received, size=(h + pad_h, w + pad_w), mode='nearest')
-        return out.transpose(1, 2).reshape(b, n, c // 2), received[:, 0, :h, :w]
+        return out.transpose(1, 2).reshape(b, n, c // 2), _crop(received[:, 0], size)
 
     def _local(self, qkv: torch.Tensor, size: Size) -> Tuple[torch.Tensor, torch.Tensor]:
         """Window attention of ``qkv`` = (q2 | kv2)(x); the output map (padded size) and significance."""
@@ -552,8 +587,14 @@ class HybridScaleAttention(LePEAttention):
         heads, d = self.num_heads // 2, self.head_dim
         layout = GroupLayout.sg_local_windows(size, self.window_size, qkv.device)
         windows, tokens = layout.num_groups, layout.num_tokens
+        qkv = qkv.view(b, h, w, -1)
+        if layout.query_mask is not None:  # padded (or, traced, always masked)
+            # Padded here by the pad sizes themselves: the layout's own padding tests the remainder of the size
+            # by the padded size, a branch per remainder when the sizes are symbolic (torch.compile, export).
+            (hp, wp), (h, w) = layout.padded_size, size
+            qkv = F.pad(qkv, (0, 0, 0, wp - w, 0, hp - h))
         # One copy cuts q, k and v into windows, windows folded into the head axis.
-        q, k, v = layout.partition_heads(qkv.view(b, h, w, -1), heads, d)
+        q, k, v = layout.partition_heads(qkv, heads, d)
         key_bias = None
         if layout.key_bias is not None:
             key_bias = layout.key_bias.to(q.dtype).expand(windows, heads, 1, tokens).reshape(
@@ -570,7 +611,7 @@ class HybridScaleAttention(LePEAttention):
             query_weights = real / (real.sum(1, keepdim=True) * heads)  # (windows, queries)
             probs = probs.view(b, windows, heads, tokens, tokens)
             received = (probs * query_weights[:, None, :, None]).sum((2, 3), dtype=dtype)
-        return out, layout.reverse_values(received)[:, :h, :w]
+        return out, _crop(layout.reverse_values(received), size)
 
 
 class SelfGuidedAttention(LePEAttention):
@@ -631,8 +672,9 @@ class SelfGuidedAttention(LePEAttention):
         Returns:
             Tensor: ``(B, M, C)`` key tokens, least significant group first.
         """
-        order = self._sort(significance)
-        return self._merge(x, order.unsqueeze(0))[0]
+        b, n = significance.shape
+        rows = self._sort(significance) + torch.arange(0, b * n, n, device=x.device).view(b, 1)
+        return self._merge(x, rows.t().unsqueeze(1))[0]
 
     def reallocate_both(self, x: torch.Tensor, significance: torch.Tensor) -> torch.Tensor:
         """The row-major and column-major reallocations of ``x`` ``(B, N, C)`` by a ``(B, H, W)`` map.
@@ -642,28 +684,27 @@ class SelfGuidedAttention(LePEAttention):
         """
         b, h, w = significance.shape
         n = h * w
-        flat = torch.stack([significance.reshape(b, n), significance.transpose(1, 2).reshape(b, n)])
-        order = self._sort(flat)  # (2, B, N): positions in each flattening
-        # Column-major position j is token (j % h) * w + j // h of x.
-        column_to_token = torch.arange(n, device=order.device).view(h, w).t().reshape(n)
-        order = torch.stack([order[0], column_to_token[order[1]]])
-        return self._merge(x, order)
+        flattenings, rows_by_position = reallocation_tables(b, h, w, x.device)
+        # Both flattenings in one gather, (B, 2, N); each row sorted as before.
+        order = self._sort(significance.reshape(b, n).index_select(1, flattenings).view(b, 2, n))
+        # One gather turns the positions of both orders into rows of x as (B·N, C), slot-major (N, 2, B).
+        return self._merge(x, rows_by_position.gather(0, order.permute(2, 1, 0)))
 
     def _sort(self, significance: torch.Tensor) -> torch.Tensor:
         if self.stable_sort:
             return torch.sort(significance, dim=-1, stable=True)[1]
         return torch.sort(significance, dim=-1)[1]  # the reference's call: torch.sort defaults
 
-    def _merge(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """Key tokens ``(S, B, M, C)`` of ``x`` ``(B, N, C)`` merged along ``order`` ``(S, B, N)`` (token ids)."""
-        s, b, n = order.shape
+    def _merge(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Key tokens ``(S, B, M, C)`` of ``x`` ``(B, N, C)`` merged along ``rows`` ``(N, S, B)``: for each
+        position of the ascending order(s), the sorted token's row of ``x`` as ``(B·N, C)``."""
+        n, s, b = rows.shape
         c = x.shape[-1]
         plan = reallocation_plan(n, self.merge_rates)
-        rows = order + torch.arange(0, b * n, n, device=x.device).view(b, 1)  # rows of x as (B·N, C)
         if plan.padded:
-            rows = rows[..., plan.positions_on(order.device)]
+            rows = rows[plan.positions_on(rows.device)]
         # Slot-major (slots, S, B, C): each group's runs are contiguous (count, rate, S·B·C) blocks.
-        tokens = x.reshape(b * n, c)[rows.permute(2, 0, 1).contiguous()]
+        tokens = x.reshape(b * n, c)[rows]
         # The weights and biases of f1..f3 in x's dtype (w1, b1, w2, b2, ...): under autocast cast together.
         merge_params = [t for g in range(len(self.merge_rates)) for t in (getattr(self, f'f{g + 1}').weight,
                                                                            getattr(self, f'f{g + 1}').bias)]
@@ -773,9 +814,11 @@ class ReallocationPlan:
     """
 
     def __init__(self, num_tokens: Union[int, torch.SymInt], merge_rates: Sequence[int]) -> None:
-        self.symbolic = not isinstance(num_tokens, int)
+        self.symbolic = not isinstance(num_tokens, int) or _tracing()
         self.lengths = quantile_group_lengths(num_tokens, len(merge_rates))
-        self.counts = tuple(-(-length // rate) for length, rate in zip(self.lengths, merge_rates))
+        # Ceil division of non-negative operands only: ONNX divides integers truncating, so a negated floor
+        # division of a symbolic size would export as a floor.
+        self.counts = tuple((length + rate - 1) // rate for length, rate in zip(self.lengths, merge_rates))
         self.padded_lengths = tuple(count * rate for count, rate in zip(self.counts, merge_rates))
         self.padded = self.symbolic or self.padded_lengths != self.lengths
         self._positions_by_device: Dict[torch.device, torch.Tensor] = {}
@@ -811,6 +854,38 @@ class ReallocationPlan:
         return torch.cat(parts)
 
 
+def reallocation_tables(batch: int, height: int, width: int,
+                        device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Index tables of the row-major and column-major reallocations of a ``(B, H, W)`` significance map.
+
+    Returns:
+        tuple: ``flattenings`` ``(2·N,)``: the row-major positions ``0..N-1``, then the token at each
+        column-major position (``(j % H)·W + j // H``); ``rows_by_position`` ``(N, 2, B)``: at
+        ``[j, s, i]`` the row of x as ``(B·N, C)`` of position ``j`` of order ``s`` in image ``i``.
+
+    Cached per size and device in eager mode (a self-guided block would build them with several ops per
+    call); built in the graph while tracing, like :meth:`ReallocationPlan.positions_on`.
+    """
+    if _tracing() or not all(isinstance(v, int) for v in (batch, height, width)):
+        return _reallocation_tables(batch, height, width, device)
+    return _cached_reallocation_tables(batch, height, width, device)
+
+
+def _reallocation_tables(batch: int, height: int, width: int,
+                         device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    n = height * width
+    tokens = torch.arange(n, device=device)
+    flattenings = torch.cat([tokens, tokens.view(height, width).t().reshape(n)])
+    offsets = torch.arange(0, batch * n, n, device=device)
+    return flattenings, (flattenings.view(2, n).t().unsqueeze(2) + offsets).contiguous()
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_reallocation_tables(batch: int, height: int, width: int,
+                                device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    return _reallocation_tables(batch, height, width, device)
+
+
 def _tracing() -> bool:
     """Whether dynamo, torch.export or a fake-tensor trace is running (no tensor may be cached then)."""
     return (torch.compiler.is_compiling() or torch.compiler.is_exporting()
@@ -833,7 +908,8 @@ def reallocation_plan(num_tokens: Union[int, torch.SymInt], merge_rates: Sequenc
     E.g. 9 tokens at rates (4, 2, 1): groups (2, 5, 2) give 1 + 3 + 2 keys from
     positions ``[0, 0, 0, 1 | 2, 2, 3, 4, 5, 6 | 7, 8]``.
     """
-    if isinstance(num_tokens, torch.SymInt):  # traced with dynamic shapes: no size baked in
+    # Traced (dynamo sees a symbolic size as an int; export, fake tensors): built in the graph, no size baked in.
+    if isinstance(num_tokens, torch.SymInt) or _tracing():
         return ReallocationPlan(num_tokens, tuple(merge_rates))
     # int(): under jit tracing (FLOP counting) sizes read from tensor shapes are 0-dim tensors.
     return _cached_plan(int(num_tokens), tuple(merge_rates))

@@ -76,8 +76,21 @@ def size_oblivious(fn: Callable) -> Callable:
     return call
 
 
-def _compile_blocks_before_forward(backbone: nn.Module, args: tuple) -> None:
-    compile_blocks(backbone.blocks(), backbone.compile_options)
+class _CompileBlocksAtFirstCall:
+    """Forward pre-hook that compiles the backbone's blocks, then removes itself.
+
+    Later calls pay nothing. The hook holds its own handle: a deep copy of the
+    backbone (e.g. an EMA model) copies the hook with the handle bound to the
+    copy's hook dicts (deepcopy keeps one copy of each object), so the copy
+    compiles its own blocks at its first call and removes its own hook.
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        self.handle = backbone.register_forward_pre_hook(self)
+
+    def __call__(self, backbone: nn.Module, args: tuple) -> None:
+        compile_blocks(backbone.blocks(), backbone.compile_options)
+        self.handle.remove()
 
 
 def enable_block_compile(backbone: nn.Module, compile: Union[bool, dict, None]) -> Optional[dict]:
@@ -92,5 +105,5 @@ def enable_block_compile(backbone: nn.Module, compile: Union[bool, dict, None]) 
     """
     options = parse_compile_options(compile, type(backbone).__name__)
     if options is not None:
-        backbone.register_forward_pre_hook(_compile_blocks_before_forward)
+        _CompileBlocksAtFirstCall(backbone)
     return options
