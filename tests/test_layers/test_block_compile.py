@@ -27,10 +27,10 @@ BACKBONES = {
 }
 # A block compiles one graph per branch its sizes can take (a map that needs padding or not, one group or
 # several, Pale's square maps in one attention call), each with dynamic sizes: SIZES reach every branch of these
-# tiny models, NEW_SIZES must then add no graph (CrossFormer: 8 -> 10 -> 12 graphs over SIZES, seen 2026-12-04;
-# Pale: 4 -> 5, one per stage width plus one where a map's height equals its width in channels, which PyTorch's
-# convolution specialises, seen 2026-12-05). SG-Former does not meet this yet: expected failure below.
-SIZES = [(64, 96), (96, 64), (80, 112), (112, 80), (64, 64)]
+# tiny models, NEW_SIZES must then add no graph (seen 2026-12-05: CrossFormer 8 -> 10 -> 12 graphs over SIZES;
+# Pale 4 -> 5 -> 6: one per stage width, one where a map's height equals its channel count, which PyTorch's
+# convolution specialises, and one for a stage with one group along one axis only). SG-Former: its own test below.
+SIZES = [(64, 96), (96, 64), (80, 112), (112, 80), (64, 64), (64, 128), (128, 64)]
 NEW_SIZES = [(72, 104), (96, 128), (80, 80)]
 
 
