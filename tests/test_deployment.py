@@ -13,11 +13,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-4
 EXPORT_SIZE, SECOND_SIZE = (64, 96), (96, 64)
 # --dynamic: exported at one size, run at another batch, height and width inside the program's range of sizes
-# (README, "Deployment"). SGFormer joins the list when its dynamic export works.
-DYNAMIC_TYPES = ['CrossFormer', 'CrossFormerPP', 'PaleTransformer']
+# (README, "Deployment").
+DYNAMIC_TYPES = ['CrossFormer', 'CrossFormerPP', 'PaleTransformer', 'SGFormer']
 DYNAMIC_EXPORT_SIZE, SECOND_BATCH, DYNAMIC_SECOND_SIZE = (96, 128), 3, (72, 120)
 
-# Tiny archs with every block kind (as in tests/test_backbones/test_compile.py).
+# Tiny archs with every block kind (as in tests/test_layers/test_block_compile.py).
 TINY_ARCHS = {
     CrossFormer: dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8]),
     CrossFormerPP: dict(embed_dims=16, depths=[1, 1, 4, 1], num_heads=[1, 2, 4, 8]),
