@@ -299,7 +299,7 @@ class PaleLayouts(NamedTuple):
     column groups are taken in transposed member order (columns of the pale
     first), the order in which they have the row groups' shape;
     ``fused_key_bias`` hides padded keys of both branches in that order,
-    ``(1, 2·G·heads, 1, N)`` once expanded over heads by the attention.
+    ``(1, 2·G, 1, N)`` as the attention passes it (groups on SDPA's head axis, heads on its batch axis).
     While traced (``torch.compile`` / ``torch.export``) the branches are never
     fused: "is the padded map square?" would be a size-dependent branch of
     the graph (a second graph, or an export that holds for square maps only).
