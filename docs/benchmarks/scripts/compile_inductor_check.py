@@ -1,13 +1,13 @@
 """One-off check of ``compile=dict(backend='inductor')`` (per-block compile, dynamic sizes) on CPU.
 
-For tiny PaleTransformer / CrossFormer / CrossFormerPP models: a compiled model
+For tiny PaleTransformer / CrossFormer / CrossFormerPP / SGFormer models: a compiled model
 and an eager twin with the same weights run forward + backward (train mode) at
 two input sizes; outputs and parameter gradients must agree within fp32
 tolerance, and the second size must compile no new graph. Prints the compile
 seconds (first step minus a warm step), graph counts and the largest
 differences; exits non-zero on a failure.
 
-    python docs/benchmarks/scripts/compile_inductor_check.py [--models pale crossformer crossformerpp]
+    python docs/benchmarks/scripts/compile_inductor_check.py [--models pale crossformer crossformerpp sgformer]
     # on a GPU machine the same check with CUDA kernels:
     python docs/benchmarks/scripts/compile_inductor_check.py --device cuda
 
@@ -21,7 +21,7 @@ import time
 import torch
 from torch._dynamo.utils import counters
 
-from mmvit_backbones.models.backbones import CrossFormer, CrossFormerPP, PaleTransformer
+from mmvit_backbones.models.backbones import CrossFormer, CrossFormerPP, PaleTransformer, SGFormer
 
 # Every block kind once per stage width; stage maps of the two sizes differ in group counts and padding.
 MODELS = {
@@ -32,6 +32,9 @@ MODELS = {
         arch=dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]), drop_path_rate=0., **kw),
     'crossformerpp': lambda **kw: CrossFormerPP(
         arch=dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]), drop_path_rate=0., **kw),
+    'sgformer': lambda **kw: SGFormer(
+        arch=dict(embed_dims=[16, 32, 64, 128], depths=[2, 2, 2, 1], num_heads=[2, 2, 4, 8]), drop_path_rate=0.,
+        **kw),
 }
 # Stage-1 heights and widths differ from the first stage's 16 channels (a map whose height equals its channel
 # count gets a graph of its own: PyTorch's convolution specialises that coincidence).
