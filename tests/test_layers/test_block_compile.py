@@ -2,15 +2,19 @@
 
 The ``eager`` backend runs dynamo's captured graphs with ordinary ops: these
 tests check tracing, graph sharing between identical blocks and recompiles
-without paying for code generation on CPU.
+without paying for code generation on CPU; one small test runs inductor.
 """
 import copy
+import os
+import shutil
 
 import pytest
 import torch
+import torch.fx.experimental._config as symbolic_shapes_config
 from torch._dynamo.utils import counters
 
 from mmvit_backbones.models.backbones import CrossFormer, PaleTransformer, SGFormer
+from mmvit_backbones.models.backbones.crossformer import CrossFormerBlock
 from mmvit_backbones.models.layers.compile import compile_blocks, parse_compile_options
 
 EAGER = dict(backend='eager')
@@ -130,3 +134,43 @@ def test_sgformer_blocks_do_not_recompile_for_a_new_size():
         if i == 0:
             first = unique_graphs()
     assert unique_graphs() == first, dict(counters['recompiles'])
+
+
+def test_backend_compiles_with_size_oblivious_tracing_off():
+    # Dynamo traces the blocks size-obliviously; the backend (AOTAutograd, inductor) must not: under it AOTAutograd
+    # restrides the tensors saved for backward to the first call's integer strides (inductor test below).
+    seen = []
+
+    def backend(graph_module, example_inputs):
+        seen.append(symbolic_shapes_config.backed_size_oblivious)
+        return graph_module.forward
+
+    block = CrossFormerBlock(dim=16, num_heads=1, group_size=7, interval=2, long_distance=False, lda_version=2)
+    torch._dynamo.reset()
+    compile_blocks([block], dict(backend=backend, dynamic=True))
+    x = torch.randn(2, 18, 26, 16)
+    torch.testing.assert_close(block(x), block.forward(x))
+    assert seen == [False]
+    assert not symbolic_shapes_config.backed_size_oblivious
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get('CXX', 'g++')) is None, reason='inductor on CPU needs a C++ compiler')
+def test_inductor_block_compiles_once_for_forward_and_backward():
+    # The one inductor test (~40 s on 2 cores): a padded CrossFormer block, train-mode forward and backward at two
+    # sizes; before the backend ran outside the size-oblivious tracing, the second size compiled again (or the
+    # compiled backward failed its stride assertion).
+    torch.manual_seed(0)
+    block = CrossFormerBlock(dim=16, num_heads=1, group_size=7, interval=2, long_distance=False, lda_version=2)
+    eager = copy.deepcopy(block)
+    torch._dynamo.reset()
+    counters.clear()
+    compile_blocks([block], dict(backend='inductor', dynamic=True))
+    for size in [(18, 26), (22, 30)]:
+        x = torch.randn(2, *size, 16, requires_grad=True)
+        got, expected = block(x), eager(x)
+        torch.testing.assert_close(got, expected)
+        grads = torch.autograd.grad(got.square().mean(), [x, *block.parameters()])
+        expected_grads = torch.autograd.grad(expected.square().mean(), [x, *eager.parameters()])
+        for grad, ref in zip(grads, expected_grads):
+            torch.testing.assert_close(grad, ref)
+    assert unique_graphs() == 1, dict(counters['recompiles'])

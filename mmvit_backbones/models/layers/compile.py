@@ -50,11 +50,43 @@ def compile_blocks(blocks: Iterable[nn.Module], options: dict) -> int:
     """
     blocks = [block for block in blocks if getattr(block, '_compiled_call_impl', None) is None]
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, len(blocks) + 8)
+    if options.get('dynamic'):
+        options = backend_outside_size_oblivious(options)
     for block in blocks:
         block.compile(**options)
         if options.get('dynamic'):
             block._compiled_call_impl = size_oblivious(block._compiled_call_impl)
     return len(blocks)
+
+
+def backend_outside_size_oblivious(options: dict) -> dict:
+    """``options`` with the backend (and its ``mode`` / ``options``) wrapped to run with ``backed_size_oblivious`` off.
+
+    :func:`size_oblivious` is needed while dynamo traces the block, not while
+    the backend compiles the traced graph: there AOTAutograd compares the
+    strides of the tensors the forward saves for backward with the strides
+    inductor chose (plain integers of the first call's sizes) through
+    ``guard_or_true``, which treats every size symbol as unknown while
+    ``backed_size_oblivious`` is on, so it finds every symbolic stride
+    "different" and restrides the backward's inputs to the first call's
+    integers: the backward then asserts those strides (``assert_size_stride``)
+    and fails, or adds a guard that recompiles, at the next size. With it off
+    the comparison uses the sizes' hints and keeps the symbolic strides.
+    """
+    options = dict(options)
+    backend = options.pop('backend', 'inductor')
+    mode, backend_options = options.pop('mode', None), options.pop('options', None)
+    # torch.compile's own wrappers: they turn mode / options into the backend's settings.
+    if backend == 'inductor':
+        compiler = torch._TorchCompileInductorWrapper(mode, backend_options, options['dynamic'])
+    else:
+        compiler = torch._TorchCompileWrapper(backend, mode, backend_options, options['dynamic'])
+
+    def backend_fn(graph_module, example_inputs):
+        with symbolic_shapes_config.patch(backed_size_oblivious=False):
+            return compiler(graph_module, example_inputs)
+
+    return dict(options, backend=backend_fn)
 
 
 def size_oblivious(fn: Callable) -> Callable:
