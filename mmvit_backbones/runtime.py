@@ -41,6 +41,18 @@ def prepare_cpu_distributed(cfg: Config, launcher: str) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def end_distributed() -> None:
+    """Destroy the default process group, if any, before the process exits.
+
+    mmengine leaves it to the interpreter's teardown, where its backend's
+    threads can be torn down in any order: a gloo rank of a CPU run has
+    aborted there (SIGABRT, "terminate called without an active exception")
+    after training had finished, failing the whole launch.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def resolve_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> str:
     """CLI ``--work-dir`` > the config's ``work_dir`` > ``./work_dirs/<config name>``."""
     if work_dir is not None:

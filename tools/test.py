@@ -10,7 +10,7 @@ from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
 
 import mmvit_backbones  # noqa: F401  (registers models, trusted local checkpoint loading)
-from mmvit_backbones.runtime import LoudCheckpointHook, build_runner
+from mmvit_backbones.runtime import LoudCheckpointHook, build_runner, end_distributed
 
 #: Config key (set with ``--cfg-options load_strict=False``) that lets a checkpoint with missing,
 #: unexpected or mis-shaped keys be tested anyway; by default such a checkpoint fails the run.
@@ -95,6 +95,7 @@ def main() -> None:
             raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
+    end_distributed()
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
 import mmvit_backbones  # noqa: F401  (registers models, trusted local checkpoint loading)
-from mmvit_backbones.runtime import build_runner, enable_amp
+from mmvit_backbones.runtime import build_runner, enable_amp, end_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,6 +62,7 @@ def main() -> None:
     args = parse_args()
     runner = build_runner(args, configure=lambda cfg: apply_train_options(cfg, args))
     runner.train()
+    end_distributed()
 
 
 if __name__ == '__main__':

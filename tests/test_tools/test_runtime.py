@@ -2,9 +2,10 @@
 import argparse
 import os
 
+import torch.distributed as dist
 from mmengine.registry import RUNNERS
 
-from mmvit_backbones.runtime import build_runner
+from mmvit_backbones.runtime import build_runner, end_distributed
 
 
 @RUNNERS.register_module(force=True)
@@ -47,3 +48,11 @@ def test_build_runner_applies_the_command_line_before_the_tool_options(tmp_path,
     assert build_runner(command_line(config, work_dir=work_dir)).cfg.work_dir == work_dir
     runner = build_runner(command_line(config, cfg_options={'work_dir': work_dir}))
     assert runner.cfg.work_dir == work_dir and runner.cfg.model.depth == 1 and 'load_from' not in runner.cfg
+
+
+def test_end_distributed_destroys_the_process_group(tmp_path):
+    end_distributed()  # nothing to end: no error
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "rendezvous"}', rank=0, world_size=1)
+    assert dist.is_initialized()
+    end_distributed()
+    assert not dist.is_initialized()
