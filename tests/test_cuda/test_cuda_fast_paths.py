@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a 
               pytest.mark.usefixtures('ieee_fp32')]
 
 
-# bf16: both paths round differently (the new one keeps the depthwise convolutions in fp32),
+# bf16: both paths round differently (the new one keeps CPE in fp32 and fuses the Q/K/V convolutions),
 # so they are compared against each other at bf16's resolution over a block.
 TOLERANCE = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.bfloat16: dict(rtol=5e-2, atol=5e-2)}
 
