@@ -47,6 +47,7 @@ from ..layers import (
     maybe_checkpoint,
     nchw_to_nlc,
     nlc_to_nchw,
+    pad_to_multiple,
 )
 from .base import MultiScaleBackbone, check_per_stage, check_rate, check_type, resolve_arch
 
@@ -567,9 +568,7 @@ class HybridScaleAttention(LePEAttention):
         h, w = size
         heads, d, sr = self.num_heads // 2, self.head_dim, self.sr_ratio
         q = q.reshape(b, n, heads, d).transpose(1, 2)
-        # Padded to multiples of sr by differences of sizes (no modulo: symbolic sizes stay simple expressions).
-        pad_h, pad_w = (h + sr - 1) // sr * sr - h, (w + sr - 1) // sr * sr - w
-        padded = F.pad(x.view(b, h, w, c), (0, 0, 0, pad_w, 0, pad_h))
+        padded, (pad_h, pad_w) = pad_to_multiple(x.view(b, h, w, c), (sr, sr))
         merged = self.sr(padded.permute(0, 3, 1, 2))
         coarse_size = merged.shape[2:]
         merged = self.act(self.norm(nchw_to_nlc(merged)))
@@ -587,14 +586,8 @@ class HybridScaleAttention(LePEAttention):
         heads, d = self.num_heads // 2, self.head_dim
         layout = GroupLayout.sg_local_windows(size, self.window_size, qkv.device)
         windows, tokens = layout.num_groups, layout.num_tokens
-        qkv = qkv.view(b, h, w, -1)
-        if layout.query_mask is not None:  # padded (or, traced, always masked)
-            # Padded here by the pad sizes themselves: the layout's own padding tests the remainder of the size
-            # by the padded size, a branch per remainder when the sizes are symbolic (torch.compile, export).
-            (hp, wp), (h, w) = layout.padded_size, size
-            qkv = F.pad(qkv, (0, 0, 0, wp - w, 0, hp - h))
         # One copy cuts q, k and v into windows, windows folded into the head axis.
-        q, k, v = layout.partition_heads(qkv, heads, d)
+        q, k, v = layout.partition_heads(qkv.view(b, h, w, -1), heads, d)
         key_bias = None
         if layout.key_bias is not None:
             key_bias = layout.key_bias.to(q.dtype).expand(windows, heads, 1, tokens).reshape(
